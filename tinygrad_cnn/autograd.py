@@ -1,0 +1,497 @@
+"""The engine: `Tensor`, `Function`, grad mode and reverse-mode differentiation.
+
+A `Tensor` wraps an `np.ndarray`. Calling a `Function` on tensors runs its numpy `forward` and, when
+grad mode is on and an input requires grad, leaves a `Context` on the result: the function, its inputs
+and what its `backward` (the vector-Jacobian product, VJP) needs. `backward()` walks these contexts
+from the output in reverse topological order. VJPs are written with Tensor ops, so running them with
+grad mode on (`create_graph=True`) records the backward pass as a graph of its own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import weakref
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+
+class Config:
+    """Process-wide switches, in the style of DeZero's `Config`."""
+
+    enable_grad = True  # off inside `no_grad()`: ops record nothing
+    anomaly_hook = None  # set by `detect_anomaly()`: called on every op's forward and VJP result
+
+
+def _set_grad_mode(mode: bool) -> contextlib.AbstractContextManager:
+    @contextlib.contextmanager
+    def switch() -> Iterator[None]:
+        previous, Config.enable_grad = Config.enable_grad, mode
+        try:
+            yield
+        finally:
+            Config.enable_grad = previous
+
+    return switch()
+
+
+def no_grad() -> contextlib.AbstractContextManager:
+    """Context manager (and decorator, as `@no_grad()`) inside which no graph is recorded."""
+    return _set_grad_mode(False)
+
+
+def enable_grad() -> contextlib.AbstractContextManager:
+    """Context manager that turns graph recording back on, e.g. inside `no_grad()`."""
+    return _set_grad_mode(True)
+
+
+def is_grad_enabled() -> bool:
+    return Config.enable_grad
+
+
+class Context:
+    """What one op application leaves in the graph: its function, inputs, attributes and saved arrays.
+
+    Arrays a `forward` stores on the context (via `save_for_backward` or as attributes such as
+    `ctx.argmax`) are freed after `backward` unless `retain_graph=True`. What stays is what describes
+    the node (function, inputs, attributes, output shape/dtype, creation site, gradient norm), so a
+    graph can still be drawn or checked after backward.
+    """
+
+    __slots__ = ("fn", "inputs", "attrs", "needs_input_grad", "saved", "saved_versions", "output",
+                 "out_shape", "out_dtype", "freed", "site", "grad_norm", "__dict__")
+
+    def __init__(self, fn: type[Function], inputs: tuple, attrs: dict) -> None:
+        self.fn = fn
+        self.inputs = inputs
+        self.attrs = attrs
+        self.needs_input_grad = tuple(isinstance(a, Tensor) and a.requires_grad for a in inputs)
+        self.saved: tuple = ()
+        self.saved_versions: tuple = ()
+        self.output: weakref.ref | None = None
+        self.freed = False
+        self.site: str | None = None
+        self.grad_norm: float | None = None
+
+    @property
+    def name(self) -> str:
+        return self.fn.__name__
+
+    def save_for_backward(self, *arrays: np.ndarray) -> None:
+        """Keep arrays for `backward`; an input's or the output's array comes back as that Tensor."""
+        self.saved = arrays
+        self.saved_versions = tuple(t._version for t in self._tensors_of(arrays) if t is not None)
+
+    def _tensors_of(self, arrays: Sequence[np.ndarray]) -> list[Tensor | None]:
+        output = self.output() if self.output is not None else None
+        found = []
+        for arr in arrays:
+            match = next((a for a in self.inputs if isinstance(a, Tensor) and a.data is arr), None)
+            if match is None and output is not None and output.data is arr:
+                match = output
+            found.append(match)
+        return found
+
+    @property
+    def saved_tensors(self) -> tuple[Tensor, ...]:
+        """The saved arrays as Tensors: the graph's own input/output Tensor where it is one of them,
+        so that a VJP written with Tensor ops stays connected to the graph (double backward)."""
+        if self.freed:
+            raise RuntimeError(_freed_message(self))
+        tensors = self._tensors_of(self.saved)
+        current = tuple(t._version for t in tensors if t is not None)
+        if current != self.saved_versions:
+            raise RuntimeError(
+                f"backward of {self.name}: a tensor it saved for backward was modified in place after the "
+                f"forward pass (version {self.saved_versions} at save, {current} now); the gradient would "
+                "be wrong. Do the in-place update (e.g. optimizer.step()) after backward(), or clone first.")
+        return tuple(t if t is not None else Tensor(arr) for t, arr in zip(tensors, self.saved))
+
+    def free(self) -> None:
+        self.saved = ()
+        vars(self).clear()
+        self.freed = True
+
+
+def _freed_message(ctx: Context) -> str:
+    return (f"backward: trying to backward through the graph a second time: the buffers saved by op "
+            f"'{ctx.name}' were freed by the first backward(). Pass retain_graph=True to the first "
+            "backward() if you need to backward through the same graph again.")
+
+
+class Function:
+    """Base class of every op, built-in or user-defined.
+
+    Subclasses define two static methods side by side:
+      forward(ctx, *args, **attrs): numpy arrays in (Tensor arguments are unwrapped), numpy array out.
+      backward(ctx, grad): the VJP. `grad` is a Tensor shaped like the output; return one Tensor (or
+        None) per positional argument of forward, written with Tensor ops so it can be differentiated.
+    Call it with `MyOp.apply(*args, **attrs)`.
+    """
+
+    @staticmethod
+    def forward(ctx: Context, *args: Any, **attrs: Any) -> np.ndarray:
+        raise NotImplementedError
+
+    @staticmethod
+    def backward(ctx: Context, grad: Tensor) -> Tensor | None | tuple[Tensor | None, ...]:
+        raise NotImplementedError
+
+    @classmethod
+    def apply(cls, *args: Any, **attrs: Any) -> Tensor:
+        ctx = Context(cls, args, attrs)
+        out = cls.forward(ctx, *[a.data if isinstance(a, Tensor) else a for a in args], **attrs)
+        if not isinstance(out, np.ndarray):
+            out = np.asarray(out)
+        result = Tensor._make(out)
+        if Config.enable_grad and any(ctx.needs_input_grad):
+            ctx.output = weakref.ref(result)
+            ctx.out_shape, ctx.out_dtype = out.shape, out.dtype
+            result._ctx = ctx
+            result.requires_grad = True
+            if ctx.saved:  # re-snapshot: the output Tensor exists only now
+                ctx.saved_versions = tuple(t._version for t in ctx._tensors_of(ctx.saved) if t is not None)
+        if Config.anomaly_hook is not None:
+            Config.anomaly_hook(ctx, out, "forward")
+        return result
+
+
+def _as_array(data: Any, dtype: Any) -> np.ndarray:
+    if isinstance(data, Tensor):
+        data = data.data
+    if isinstance(data, (np.ndarray, np.generic)):
+        arr = np.asarray(data, dtype=dtype)
+    else:
+        try:
+            arr = np.asarray(data, dtype=dtype)
+        except ValueError as e:  # ragged nested lists
+            raise ValueError(f"Tensor: cannot build an array from {type(data).__name__} data ({e}); "
+                             "expected a number, a rectangular nested list or an ndarray") from None
+        if dtype is None and arr.dtype == np.float64:
+            arr = arr.astype(np.float32)  # Python floats default to float32, as in PyTorch
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"Tensor: unsupported dtype {arr.dtype} (from {type(data).__name__}); "
+                        "expected bool, integer or floating-point data")
+    return arr
+
+
+class Tensor:
+    """An `np.ndarray` plus what autograd needs: `requires_grad`, `.grad` and the op that made it.
+
+    `Tensor(ndarray)` wraps the array without copying and keeps its dtype; Python floats (and lists of
+    them) become float32, Python ints int64, unless `dtype` says otherwise.
+    """
+
+    __slots__ = ("data", "grad", "requires_grad", "_ctx", "_version", "__weakref__")
+    __array_priority__ = 1000  # so `ndarray + Tensor` calls Tensor.__radd__
+
+    def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None) -> None:
+        arr = _as_array(data, dtype)
+        if requires_grad and arr.dtype.kind != "f":
+            raise TypeError(f"Tensor: requires_grad=True needs a floating-point dtype, got {arr.dtype}; "
+                            "only float tensors can have gradients")
+        self.data = arr
+        self.grad: Tensor | None = None
+        self.requires_grad = bool(requires_grad)
+        self._ctx: Context | None = None
+        self._version = 0
+
+    @classmethod
+    def _make(cls, data: np.ndarray) -> Tensor:
+        t = object.__new__(cls)
+        t.data, t.grad, t.requires_grad, t._ctx, t._version = data, None, False, None, 0
+        return t
+
+    # ---- basic properties ------------------------------------------------------------------------
+    shape = property(lambda self: self.data.shape)
+    ndim = property(lambda self: self.data.ndim)
+    dtype = property(lambda self: self.data.dtype)
+    size = property(lambda self: self.data.size)
+
+    @property
+    def grad_fn(self) -> Context | None:
+        return self._ctx
+
+    @property
+    def is_leaf(self) -> bool:
+        return self._ctx is None
+
+    def numpy(self) -> np.ndarray:
+        return self.data
+
+    def item(self) -> float | int | bool:
+        if self.data.size != 1:
+            raise ValueError(f"item: only a one-element tensor converts to a Python number, got shape {self.shape}")
+        return self.data.item()
+
+    def detach(self) -> Tensor:
+        return Tensor._make(self.data)
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __repr__(self) -> str:
+        body = np.array2string(self.data, separator=", ", prefix="Tensor(", threshold=50)
+        extra = f", grad_fn=<{self._ctx.name}>" if self._ctx is not None else (
+            ", requires_grad=True" if self.requires_grad else "")
+        return f"Tensor({body}, dtype={self.dtype}{extra})"
+
+    def _bump_version(self) -> None:
+        """Record an in-place change, so a backward that saved this tensor refuses a stale value."""
+        self._version += 1
+
+    # ---- differentiation -------------------------------------------------------------------------
+    def backward(self, grad: Any = None, retain_graph: bool = False, create_graph: bool = False) -> None:
+        """Accumulate d(self)/d(leaf) into every leaf's `.grad` (a vector-Jacobian product with `grad`)."""
+        seed = _seed_grad(self, grad, "backward")
+        for leaf, g in _backprop(self, seed, retain_graph, create_graph).values():
+            if g.dtype != leaf.dtype:
+                g = Tensor._make(g.data.astype(leaf.dtype))
+            leaf.grad = g if leaf.grad is None else leaf.grad + g
+
+    def _topo(self) -> list[Tensor]:
+        """Tensors with a recorded op, inputs before outputs (iterative DFS: no recursion limit)."""
+        order: list[Tensor] = []
+        visited: set[int] = set()
+        stack: list[tuple[Tensor, bool]] = [(self, False)]
+        while stack:
+            t, expanded = stack.pop()
+            if expanded:
+                order.append(t)
+                continue
+            if id(t) in visited:
+                continue
+            visited.add(id(t))
+            stack.append((t, True))
+            stack.extend((p, False) for p in t._ctx.inputs
+                         if isinstance(p, Tensor) and p._ctx is not None and id(p) not in visited)
+        return order
+
+    # ---- the Tensor front over the primitive ops (ops.py defines them) --------------------------
+    def _lift(self, other: Any) -> Tensor:
+        if isinstance(other, Tensor):
+            return other
+        if isinstance(other, (int, float, bool)) and self.dtype.kind == "f":
+            return Tensor._make(np.asarray(other, dtype=self.dtype))  # a scalar keeps our precision
+        return Tensor(other)
+
+    def __add__(self, other: Any) -> Tensor: return ops.Add.apply(self, self._lift(other))
+    def __radd__(self, other: Any) -> Tensor: return ops.Add.apply(self._lift(other), self)
+    def __sub__(self, other: Any) -> Tensor: return ops.Sub.apply(self, self._lift(other))
+    def __rsub__(self, other: Any) -> Tensor: return ops.Sub.apply(self._lift(other), self)
+    def __mul__(self, other: Any) -> Tensor: return ops.Mul.apply(self, self._lift(other))
+    def __rmul__(self, other: Any) -> Tensor: return ops.Mul.apply(self._lift(other), self)
+    def __truediv__(self, other: Any) -> Tensor: return ops.Div.apply(self, self._lift(other))
+    def __rtruediv__(self, other: Any) -> Tensor: return ops.Div.apply(self._lift(other), self)
+    def __neg__(self) -> Tensor: return ops.Neg.apply(self)
+    def __matmul__(self, other: Any) -> Tensor: return self.matmul(self._lift(other))
+    def __rmatmul__(self, other: Any) -> Tensor: return self._lift(other).matmul(self)
+
+    def __pow__(self, exponent: Any) -> Tensor:
+        if isinstance(exponent, (int, float)):
+            return ops.Pow.apply(self, exponent=exponent)
+        return (self._lift(exponent) * self.log()).exp()  # x**y = exp(y log x), for x > 0
+
+    def __rpow__(self, base: Any) -> Tensor:
+        return (self * self._lift(base).log()).exp()
+
+    def __getitem__(self, index: Any) -> Tensor:
+        return ops.Getitem.apply(self, index=_plain_index(index))
+
+    def exp(self) -> Tensor: return ops.Exp.apply(self)
+    def log(self) -> Tensor: return ops.Log.apply(self)
+    def relu(self) -> Tensor: return ops.Relu.apply(self)
+
+    def sum(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
+        return ops.Sum.apply(self, axis=_norm_axis(axis, self.ndim, "sum"), keepdims=keepdims)
+
+    def max(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
+        return ops.Max.apply(self, axis=_norm_axis(axis, self.ndim, "max"), keepdims=keepdims)
+
+    def mean(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
+        axes = _norm_axis(axis, self.ndim, "mean")
+        count = int(np.prod([self.shape[a] for a in axes]))
+        return self.sum(axes, keepdims) / count
+
+    def expand(self, *shape: int) -> Tensor:
+        shape = _shape_arg(shape)
+        try:
+            np.broadcast_shapes(self.shape, shape)
+        except ValueError:
+            raise ValueError(f"expand: cannot broadcast shape {self.shape} to {shape}") from None
+        return self if shape == self.shape else ops.Expand.apply(self, shape=shape)
+
+    def reshape(self, *shape: int) -> Tensor:
+        shape = _shape_arg(shape)
+        known = int(np.prod([d for d in shape if d != -1]))
+        wildcards = shape.count(-1)
+        if not (all(d >= -1 for d in shape) and (known == self.size if wildcards == 0 else
+                                                 wildcards == 1 and known > 0 and self.size % known == 0)):
+            raise ValueError(f"reshape: cannot reshape tensor of shape {self.shape} ({self.size} elements) "
+                             f"into shape {shape}")
+        shape = tuple(self.size // known if d == -1 else d for d in shape)
+        if shape == self.shape:
+            return self
+        return ops.Reshape.apply(self, shape=shape)
+
+    def flatten(self, start_dim: int = 1) -> Tensor:
+        start = start_dim % self.ndim if self.ndim else 0
+        return self.reshape(*self.shape[:start], -1)
+
+    def permute(self, *axes: int) -> Tensor:
+        axes = _shape_arg(axes)
+        if sorted(a % self.ndim for a in axes) != list(range(self.ndim)) or len(axes) != self.ndim:
+            raise ValueError(f"permute: {axes} is not a permutation of the {self.ndim} axes of shape {self.shape}")
+        return ops.Permute.apply(self, axes=tuple(a % self.ndim for a in axes))
+
+    def transpose(self, dim0: int = -2, dim1: int = -1) -> Tensor:
+        axes = list(range(self.ndim))
+        axes[dim0], axes[dim1] = axes[dim1], axes[dim0]
+        return self.permute(*axes)
+
+    @property
+    def T(self) -> Tensor:
+        return self.permute(*reversed(range(self.ndim)))
+
+    def matmul(self, other: Tensor) -> Tensor:
+        """Batched matrix product with numpy semantics (1-D operands are promoted, then squeezed)."""
+        a, b = self, self._lift(other)
+        if a.ndim == 0 or b.ndim == 0:
+            raise ValueError(f"matmul: operands must be at least 1-D, got shapes {a.shape} and {b.shape}")
+        if a.shape[-1] != b.shape[-2 if b.ndim > 1 else 0]:
+            raise ValueError(f"matmul: shapes {a.shape} and {b.shape} do not align: the last dimension of the "
+                             f"first ({a.shape[-1]}) must equal the {'second-to-last' if b.ndim > 1 else 'only'} "
+                             f"dimension of the second ({b.shape[-2 if b.ndim > 1 else 0]})")
+        a2 = a.reshape(1, a.shape[0]) if a.ndim == 1 else a
+        b2 = b.reshape(b.shape[0], 1) if b.ndim == 1 else b
+        try:
+            np.broadcast_shapes(a2.shape[:-2], b2.shape[:-2])
+        except ValueError:
+            raise ValueError(f"matmul: batch dimensions of {a.shape} and {b.shape} do not broadcast") from None
+        out = ops.MatMul.apply(a2, b2)
+        if a.ndim == 1:
+            out = out.reshape(*out.shape[:-2], out.shape[-1])
+        if b.ndim == 1:
+            out = out.reshape(*out.shape[:-1])
+        return out
+
+    def log_softmax(self, axis: int = -1) -> Tensor:
+        shifted = self - self.data.max(axis=axis, keepdims=True)  # a constant shift: no gradient needed
+        return shifted - shifted.exp().sum(axis, keepdims=True).log()
+
+    def softmax(self, axis: int = -1) -> Tensor:
+        return self.log_softmax(axis).exp()
+
+    def pad(self, pad_width: Sequence[tuple[int, int]] | int, value: float = 0.0) -> Tensor:
+        """Constant padding, `pad_width` as for `np.pad`: one (before, after) pair per axis, or an int."""
+        widths = np.broadcast_to(np.asarray(pad_width, dtype=np.int64), (self.ndim, 2))
+        if (widths < 0).any():
+            raise ValueError(f"pad: pad widths must be >= 0, got {pad_width}")
+        return ops.Pad.apply(self, pad_width=tuple(map(tuple, widths.tolist())), value=value)
+
+    def astype(self, dtype: Any) -> Tensor:
+        dtype = np.dtype(dtype)
+        return self if dtype == self.dtype else ops.Cast.apply(self, dtype=dtype)
+
+    def float(self) -> Tensor: return self.astype(np.float32)
+    def double(self) -> Tensor: return self.astype(np.float64)
+
+
+def _shape_arg(shape: tuple) -> tuple[int, ...]:
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        shape = tuple(shape[0])
+    return tuple(int(d) for d in shape)
+
+
+def _norm_axis(axis: int | Sequence[int] | None, ndim: int, op: str) -> tuple[int, ...]:
+    axes = tuple(range(ndim)) if axis is None else (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    for a in axes:
+        if not -ndim <= a < max(ndim, 1):
+            raise ValueError(f"{op}: axis {a} is out of range for a tensor with {ndim} dimensions")
+    return tuple(sorted(a % ndim for a in axes)) if ndim else ()
+
+
+def _plain_index(index: Any) -> Any:
+    """Tensors inside an index become their arrays (indices are never differentiated)."""
+    if isinstance(index, tuple):
+        return tuple(i.data if isinstance(i, Tensor) else i for i in index)
+    return index.data if isinstance(index, Tensor) else index
+
+
+def _seed_grad(root: Tensor, grad: Any, op: str) -> Tensor:
+    if not root.requires_grad:
+        raise RuntimeError(f"{op}: the tensor does not require grad and has no recorded op "
+                           "(was it computed inside no_grad(), or from inputs without requires_grad=True?)")
+    if grad is None:
+        if root.size != 1:
+            raise RuntimeError(f"{op}: grad can be implicitly created only for a scalar output, but the output "
+                               f"has shape {root.shape}; pass grad= with that shape")
+        return Tensor._make(np.ones(root.shape, dtype=root.dtype))
+    seed = grad if isinstance(grad, Tensor) else Tensor(np.asarray(grad, dtype=root.dtype))
+    if seed.shape != root.shape:
+        raise ValueError(f"{op}: grad has shape {seed.shape} but the output has shape {root.shape}")
+    return seed
+
+
+def _backprop(root: Tensor, seed: Tensor, retain_graph: bool, create_graph: bool,
+              stop_at: set[int] | None = None) -> dict[int, tuple[Tensor, Tensor]]:
+    """Run every VJP from `root` back to the leaves; return {id: (tensor, grad)} for the leaves and for
+    the tensors in `stop_at` (whose gradients are not propagated further)."""
+    if root._ctx is None:  # a leaf: its gradient is the seed itself
+        return {id(root): (root, seed)}
+    topo = root._topo()
+    for t in topo:
+        if t._ctx.freed:
+            raise RuntimeError(_freed_message(t._ctx))
+    grads: dict[int, Tensor] = {id(root): seed}
+    result: dict[int, tuple[Tensor, Tensor]] = {}
+    stop_at = stop_at or set()
+    with _set_grad_mode(create_graph):
+        for t in reversed(topo):
+            g = grads.pop(id(t), None)
+            if g is None or id(t) in stop_at:
+                if g is not None:
+                    result[id(t)] = (t, g)
+                continue
+            ctx = t._ctx
+            ctx.grad_norm = float(np.sqrt(np.vdot(g.data.ravel(), g.data.ravel()).real)) if g.size else 0.0
+            in_grads = ctx.fn.backward(ctx, g)
+            if not isinstance(in_grads, tuple):
+                in_grads = (in_grads,)
+            if len(in_grads) != len(ctx.inputs):
+                raise RuntimeError(f"backward of {ctx.name} returned {len(in_grads)} gradients, expected one per "
+                                   f"forward argument ({len(ctx.inputs)})")
+            for parent, pg, needed in zip(ctx.inputs, in_grads, ctx.needs_input_grad):
+                if not needed or pg is None:
+                    continue
+                if pg.shape != parent.shape:
+                    raise RuntimeError(f"backward of {ctx.name} returned a gradient of shape {pg.shape} for an "
+                                       f"input of shape {parent.shape}")
+                if Config.anomaly_hook is not None:
+                    Config.anomaly_hook(ctx, pg.data, "backward")
+                if parent._ctx is None or id(parent) in stop_at:
+                    prev = result.get(id(parent))
+                    result[id(parent)] = (parent, pg if prev is None else prev[1] + pg)
+                else:
+                    prev = grads.get(id(parent))
+                    grads[id(parent)] = pg if prev is None else prev + pg
+            if not retain_graph:
+                ctx.free()
+    return result
+
+
+def grad(outputs: Tensor, inputs: Sequence[Tensor], grad_outputs: Any = None, retain_graph: bool | None = None,
+         create_graph: bool = False, allow_unused: bool = False) -> tuple[Tensor | None, ...]:
+    """Return d(outputs)/d(inputs) (a VJP with `grad_outputs`) without touching any `.grad`."""
+    seed = _seed_grad(outputs, grad_outputs, "grad")
+    found = _backprop(outputs, seed, create_graph if retain_graph is None else retain_graph, create_graph,
+                      stop_at={id(t) for t in inputs if t._ctx is not None})
+    result = tuple(found[id(t)][1] if id(t) in found else None for t in inputs)
+    if not allow_unused and any(g is None for g in result):
+        unused = [i for i, g in enumerate(result) if g is None]
+        raise RuntimeError(f"grad: inputs {unused} were not used to compute the output; pass allow_unused=True")
+    return result
+
+
+from . import ops  # noqa: E402  (ops builds on Function and Tensor defined above)

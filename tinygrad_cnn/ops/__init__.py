@@ -1,0 +1,13 @@
+"""The primitive ops: the only functions with hand-written VJPs. Everything else is composed of them."""
+
+from .arithmetic import Add, Cast, Div, Exp, Expand, Log, MatMul, Max, Mul, Neg, Pow, Relu, Sub, Sum, unbroadcast
+from .conv import Conv2d, Conv2dInputGrad, Conv2dWeightGrad
+from .movement import Getitem, IndexAdd, Pad, Permute, Reshape
+from .pool import AvgPool2d, AvgPoolScatter, MaxPool2d, MaxPoolGather, MaxPoolScatter
+
+PRIMITIVES = (Add, Sub, Neg, Mul, Div, Pow, Exp, Log, Relu, Sum, Expand, Max, MatMul, Cast,
+              Reshape, Permute, Getitem, IndexAdd, Pad,
+              Conv2d, Conv2dInputGrad, Conv2dWeightGrad,
+              MaxPool2d, MaxPoolScatter, MaxPoolGather, AvgPool2d, AvgPoolScatter)
+
+__all__ = [p.__name__ for p in PRIMITIVES] + ["PRIMITIVES", "unbroadcast"]

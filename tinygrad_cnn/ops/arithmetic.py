@@ -1,0 +1,201 @@
+"""Elementwise maths, reductions and matmul: each primitive's forward (numpy) beside its VJP (Tensor ops).
+
+Binary ops broadcast like numpy; their VJPs sum the gradient back down to each input's shape
+(`unbroadcast`). Python scalars reach these ops already lifted to 0-d Tensors by `Tensor._lift`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..autograd import Context, Function, Tensor
+
+
+def unbroadcast(grad: Tensor, shape: tuple[int, ...]) -> Tensor:
+    """The VJP of numpy broadcasting: sum `grad` over the axes that broadcasting stretched to `shape`."""
+    if grad.shape == shape:
+        return grad
+    lead = grad.ndim - len(shape)
+    stretched = tuple(range(lead)) + tuple(
+        lead + i for i, n in enumerate(shape) if n == 1 and grad.shape[lead + i] != 1)
+    return grad.sum(axis=stretched).reshape(*shape)
+
+
+class Add(Function):
+    @staticmethod
+    def forward(ctx: Context, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return a + b
+
+    @staticmethod
+    def backward(ctx: Context, grad: Tensor) -> tuple[Tensor, Tensor]:
+        a, b = ctx.inputs
+        return unbroadcast(grad, a.shape), unbroadcast(grad, b.shape)
+
+
+class Sub(Function):
+    @staticmethod
+    def forward(ctx: Context, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return a - b
+
+    @staticmethod
+    def backward(ctx: Context, grad: Tensor) -> tuple[Tensor, Tensor | None]:
+        a, b = ctx.inputs
+        return unbroadcast(grad, a.shape), unbroadcast(-grad, b.shape) if ctx.needs_input_grad[1] else None
+
+
+class Neg(Function):
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray) -> np.ndarray:
+        return -x
+
+    @staticmethod
+    def backward(ctx: Context, grad: Tensor) -> Tensor:
+        return -grad
+
+
+class Mul(Function):
+    @staticmethod
+    def forward(ctx: Context, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        ctx.save_for_backward(a, b)
+        return a * b
+
+    @staticmethod
+    def backward(ctx: Context, grad: Tensor) -> tuple[Tensor | None, Tensor | None]:
+        a, b = ctx.saved_tensors
+        return (unbroadcast(grad * b, a.shape) if ctx.needs_input_grad[0] else None,
+                unbroadcast(grad * a, b.shape) if ctx.needs_input_grad[1] else None)
+
+
+class Div(Function):
+    @staticmethod
+    def forward(ctx: Context, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        ctx.save_for_backward(a, b)
+        return a / b
+
+    @staticmethod
+    def backward(ctx: Context, grad: Tensor) -> tuple[Tensor | None, Tensor | None]:
+        a, b = ctx.saved_tensors
+        # d(a/b)/da = 1/b,  d(a/b)/db = -a/b^2
+        return (unbroadcast(grad / b, a.shape) if ctx.needs_input_grad[0] else None,
+                unbroadcast(-grad * a / (b * b), b.shape) if ctx.needs_input_grad[1] else None)
+
+
+class Pow(Function):
+    """x ** c for a constant exponent c (a Tensor exponent goes through exp and log)."""
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray, exponent: float) -> np.ndarray:
+        ctx.save_for_backward(x)
+        return x ** np.asarray(exponent, dtype=x.dtype)
+
+    @staticmethod
+    def backward(ctx: Context, grad: Tensor) -> Tensor:
+        (x,) = ctx.saved_tensors
+        c = ctx.attrs["exponent"]
+        return grad * c * x ** (c - 1) if c != 1 else grad
+
+
+class Exp(Function):
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray) -> np.ndarray:
+        y = np.exp(x)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx: Context, grad: Tensor) -> Tensor:
+        (y,) = ctx.saved_tensors  # exp' = exp: reuse the output
+        return grad * y
+
+
+class Log(Function):
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray) -> np.ndarray:
+        ctx.save_for_backward(x)
+        return np.log(x)
+
+    @staticmethod
+    def backward(ctx: Context, grad: Tensor) -> Tensor:
+        (x,) = ctx.saved_tensors
+        return grad / x
+
+
+class Relu(Function):
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray) -> np.ndarray:
+        y = np.maximum(x, 0)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx: Context, grad: Tensor) -> Tensor:
+        # The mask is a constant of the graph: relu is linear on each side of 0, so its second
+        # derivative is zero. `grad * bool-mask` is ~10x faster than np.where.
+        (y,) = ctx.saved_tensors
+        return grad * Tensor._make(y.data > 0)
+
+
+class Sum(Function):
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray, axis: tuple[int, ...], keepdims: bool) -> np.ndarray:
+        return x.sum(axis=axis, keepdims=keepdims)
+
+    @staticmethod
+    def backward(ctx: Context, grad: Tensor) -> Tensor:
+        shape = ctx.inputs[0].shape
+        kept = tuple(1 if i in ctx.attrs["axis"] else n for i, n in enumerate(shape))
+        return grad.reshape(*kept).expand(*shape)
+
+
+class Expand(Function):
+    """Broadcast to a larger shape (the adjoint of Sum)."""
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+        return np.broadcast_to(x, shape)
+
+    @staticmethod
+    def backward(ctx: Context, grad: Tensor) -> Tensor:
+        return unbroadcast(grad, ctx.inputs[0].shape)
+
+
+class Max(Function):
+    """Maximum over axes; the gradient is shared equally among tied maxima."""
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray, axis: tuple[int, ...], keepdims: bool) -> np.ndarray:
+        y = x.max(axis=axis, keepdims=True)
+        hits = x == y
+        ctx.route = hits / hits.sum(axis=axis, keepdims=True, dtype=x.dtype)  # (x.shape) weights, sum 1
+        return y if keepdims else y.reshape([n for i, n in enumerate(x.shape) if i not in axis])
+
+    @staticmethod
+    def backward(ctx: Context, grad: Tensor) -> Tensor:
+        shape = ctx.inputs[0].shape
+        kept = tuple(1 if i in ctx.attrs["axis"] else n for i, n in enumerate(shape))
+        return grad.reshape(*kept) * Tensor._make(ctx.route)
+
+
+class MatMul(Function):
+    """(..., M, K) @ (..., K, N) -> (..., M, N), batch axes broadcast."""
+
+    @staticmethod
+    def forward(ctx: Context, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        ctx.save_for_backward(a, b)
+        return np.matmul(a, b)
+
+    @staticmethod
+    def backward(ctx: Context, grad: Tensor) -> tuple[Tensor | None, Tensor | None]:
+        a, b = ctx.saved_tensors
+        return (unbroadcast(grad.matmul(b.transpose(-1, -2)), a.shape) if ctx.needs_input_grad[0] else None,
+                unbroadcast(a.transpose(-1, -2).matmul(grad), b.shape) if ctx.needs_input_grad[1] else None)
+
+
+class Cast(Function):
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray, dtype: np.dtype) -> np.ndarray:
+        return x.astype(dtype)
+
+    @staticmethod
+    def backward(ctx: Context, grad: Tensor) -> Tensor:
+        return grad.astype(ctx.inputs[0].dtype)

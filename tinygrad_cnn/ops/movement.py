@@ -1,0 +1,79 @@
+"""Ops that move elements without arithmetic: reshape, permute, indexing and padding."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..autograd import Context, Function, Tensor
+
+
+class Reshape(Function):
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+        return x.reshape(shape)
+
+    @staticmethod
+    def backward(ctx: Context, grad: Tensor) -> Tensor:
+        return grad.reshape(*ctx.inputs[0].shape)
+
+
+class Permute(Function):
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
+        return x.transpose(axes)
+
+    @staticmethod
+    def backward(ctx: Context, grad: Tensor) -> Tensor:
+        return grad.permute(*np.argsort(ctx.attrs["axes"]).tolist())
+
+
+def _is_basic(index: Any) -> bool:
+    """True for slices/ints/None/Ellipsis only: such an index never repeats an element."""
+    items = index if isinstance(index, tuple) else (index,)
+    return all(i is None or i is Ellipsis or isinstance(i, (int, np.integer, slice)) for i in items)
+
+
+class Getitem(Function):
+    """x[index] with basic (slices, ints) or advanced (integer array) indexing."""
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray, index: Any) -> np.ndarray:
+        try:
+            return x[index]
+        except IndexError as e:
+            raise IndexError(f"getitem: index {index!r} is invalid for a tensor of shape {x.shape}: {e}") from None
+
+    @staticmethod
+    def backward(ctx: Context, grad: Tensor) -> Tensor:
+        x = ctx.inputs[0]
+        return IndexAdd.apply(grad, index=ctx.attrs["index"], shape=x.shape)
+
+
+class IndexAdd(Function):
+    """zeros(shape) with `grad` added at `index` (repeated indices accumulate): the adjoint of Getitem."""
+
+    @staticmethod
+    def forward(ctx: Context, grad: np.ndarray, index: Any, shape: tuple[int, ...]) -> np.ndarray:
+        out = np.zeros(shape, dtype=grad.dtype)
+        if _is_basic(index):
+            out[index] = grad
+        else:
+            np.add.at(out, index, grad)
+        return out
+
+    @staticmethod
+    def backward(ctx: Context, grad: Tensor) -> Tensor:
+        return grad[ctx.attrs["index"]]
+
+
+class Pad(Function):
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray, pad_width: tuple[tuple[int, int], ...], value: float) -> np.ndarray:
+        return np.pad(x, pad_width, constant_values=value)
+
+    @staticmethod
+    def backward(ctx: Context, grad: Tensor) -> Tensor:
+        shape = ctx.inputs[0].shape
+        return grad[tuple(slice(lo, lo + n) for (lo, _), n in zip(ctx.attrs["pad_width"], shape))]
