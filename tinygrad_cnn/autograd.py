@@ -22,6 +22,7 @@ class Config:
 
     enable_grad = True  # off inside `no_grad()`: ops record nothing
     anomaly_hook = None  # set by `detect_anomaly()`: called on every op's forward and VJP result
+    current_module = None  # the nn.Module whose forward is running: recorded on each op for drawing
 
 
 def _set_grad_mode(mode: bool) -> contextlib.AbstractContextManager:
@@ -60,7 +61,7 @@ class Context:
     """
 
     __slots__ = ("fn", "inputs", "attrs", "needs_input_grad", "saved", "saved_versions", "output",
-                 "out_shape", "out_dtype", "freed", "site", "grad_norm", "__dict__")
+                 "out_shape", "out_dtype", "freed", "site", "grad_norm", "module", "__dict__")
 
     def __init__(self, fn: type[Function], inputs: tuple, attrs: dict) -> None:
         self.fn = fn
@@ -73,6 +74,7 @@ class Context:
         self.freed = False
         self.site: str | None = None
         self.grad_norm: float | None = None
+        self.module = Config.current_module
 
     @property
     def name(self) -> str:
