@@ -10,6 +10,7 @@ grad mode on (`create_graph=True`) records the backward pass as a graph of its o
 from __future__ import annotations
 
 import contextlib
+import math
 import weakref
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -60,21 +61,33 @@ class Context:
     graph can still be drawn or checked after backward.
     """
 
-    __slots__ = ("fn", "inputs", "attrs", "needs_input_grad", "saved", "saved_versions", "output",
+    __slots__ = ("fn", "inputs", "attrs", "saved", "needs_input_grad", "saved_refs", "saved_versions", "output",
                  "out_shape", "out_dtype", "freed", "site", "grad_norm", "module", "__dict__")
 
     def __init__(self, fn: type[Function], inputs: tuple, attrs: dict) -> None:
-        self.fn = fn
-        self.inputs = inputs
-        self.attrs = attrs
-        self.needs_input_grad = tuple(isinstance(a, Tensor) and a.requires_grad for a in inputs)
-        self.saved: tuple = ()
-        self.saved_versions: tuple = ()
-        self.output: weakref.ref | None = None
-        self.freed = False
-        self.site: str | None = None
-        self.grad_norm: float | None = None
-        self.module = Config.current_module
+        # Kept minimal: under no_grad (including every backward without create_graph) the context
+        # only lives for the duration of forward. `record` fills in the rest when the op is recorded.
+        self.fn, self.inputs, self.attrs, self.saved = fn, inputs, attrs, ()
+
+    def record(self, output: Tensor, needs_input_grad: tuple[bool, ...]) -> None:
+        data = output.data
+        self.needs_input_grad = needs_input_grad
+        self.output = weakref.ref(output)  # weak: the output owns its context, not the other way round
+        self.out_shape, self.out_dtype = data.shape, data.dtype
+        self.freed, self.site, self.grad_norm, self.module = False, None, None, Config.current_module
+        # Which saved arrays are an input's or the output's data: those come back as that very Tensor
+        # (keeping the VJP connected to the graph) and their version is checked at unpack time.
+        refs, versions = [], []
+        for arr in self.saved:
+            for i, a in enumerate(self.inputs):
+                if isinstance(a, Tensor) and a.data is arr:
+                    refs.append(i)
+                    versions.append(a._version)
+                    break
+            else:
+                refs.append(-1 if arr is data else None)
+                versions.append(0 if arr is data else None)
+        self.saved_refs, self.saved_versions = refs, versions
 
     @property
     def name(self) -> str:
@@ -83,17 +96,9 @@ class Context:
     def save_for_backward(self, *arrays: np.ndarray) -> None:
         """Keep arrays for `backward`; an input's or the output's array comes back as that Tensor."""
         self.saved = arrays
-        self.saved_versions = tuple(t._version for t in self._tensors_of(arrays) if t is not None)
 
-    def _tensors_of(self, arrays: Sequence[np.ndarray]) -> list[Tensor | None]:
-        output = self.output() if self.output is not None else None
-        found = []
-        for arr in arrays:
-            match = next((a for a in self.inputs if isinstance(a, Tensor) and a.data is arr), None)
-            if match is None and output is not None and output.data is arr:
-                match = output
-            found.append(match)
-        return found
+    def _ref_tensor(self, ref: int) -> Tensor:
+        return self.output() if ref == -1 else self.inputs[ref]
 
     @property
     def saved_tensors(self) -> tuple[Tensor, ...]:
@@ -101,14 +106,19 @@ class Context:
         so that a VJP written with Tensor ops stays connected to the graph (double backward)."""
         if self.freed:
             raise RuntimeError(_freed_message(self))
-        tensors = self._tensors_of(self.saved)
-        current = tuple(t._version for t in tensors if t is not None)
-        if current != self.saved_versions:
-            raise RuntimeError(
-                f"backward of {self.name}: a tensor it saved for backward was modified in place after the "
-                f"forward pass (version {self.saved_versions} at save, {current} now); the gradient would "
-                "be wrong. Do the in-place update (e.g. optimizer.step()) after backward(), or clone first.")
-        return tuple(t if t is not None else Tensor(arr) for t, arr in zip(tensors, self.saved))
+        tensors = []
+        for arr, ref, version in zip(self.saved, self.saved_refs, self.saved_versions):
+            if ref is None:
+                tensors.append(Tensor._make(arr))
+                continue
+            t = self._ref_tensor(ref)
+            if t._version != version:
+                raise RuntimeError(
+                    f"backward of {self.name}: a tensor of shape {t.shape} that it saved for backward was modified "
+                    f"in place after the forward pass (version {version} at save, {t._version} now), so the "
+                    "gradient would be wrong. Do in-place updates (e.g. optimizer.step()) after backward().")
+            tensors.append(t)
+        return tuple(tensors)
 
     def free(self) -> None:
         self.saved = ()
@@ -144,16 +154,14 @@ class Function:
     def apply(cls, *args: Any, **attrs: Any) -> Tensor:
         ctx = Context(cls, args, attrs)
         out = cls.forward(ctx, *[a.data if isinstance(a, Tensor) else a for a in args], **attrs)
-        if not isinstance(out, np.ndarray):
+        if type(out) is not np.ndarray:
             out = np.asarray(out)
         result = Tensor._make(out)
-        if Config.enable_grad and any(ctx.needs_input_grad):
-            ctx.output = weakref.ref(result)
-            ctx.out_shape, ctx.out_dtype = out.shape, out.dtype
-            result._ctx = ctx
-            result.requires_grad = True
-            if ctx.saved:  # re-snapshot: the output Tensor exists only now
-                ctx.saved_versions = tuple(t._version for t in ctx._tensors_of(ctx.saved) if t is not None)
+        if Config.enable_grad:
+            needs_input_grad = [isinstance(a, Tensor) and a.requires_grad for a in args]
+            if True in needs_input_grad:
+                ctx.record(result, tuple(needs_input_grad))
+                result._ctx, result.requires_grad = ctx, True
         if Config.anomaly_hook is not None:
             Config.anomaly_hook(ctx, out, "forward")
         return result
@@ -449,35 +457,39 @@ def _backprop(root: Tensor, seed: Tensor, retain_graph: bool, create_graph: bool
     grads: dict[int, Tensor] = {id(root): seed}
     result: dict[int, tuple[Tensor, Tensor]] = {}
     stop_at = stop_at or set()
+    hook = Config.anomaly_hook
     with _set_grad_mode(create_graph):
         for t in reversed(topo):
             g = grads.pop(id(t), None)
-            if g is None or id(t) in stop_at:
-                if g is not None:
-                    result[id(t)] = (t, g)
+            if g is None:  # every path from here to the root carried no gradient
+                continue
+            if id(t) in stop_at:
+                result[id(t)] = (t, g)
                 continue
             ctx = t._ctx
-            ctx.grad_norm = float(np.sqrt(np.vdot(g.data.ravel(), g.data.ravel()).real)) if g.size else 0.0
+            flat = g.data.reshape(-1)  # the norm is all a drawing of this gradient needs after buffers are freed
+            ctx.grad_norm = math.sqrt(np.dot(flat, flat))
             in_grads = ctx.fn.backward(ctx, g)
-            if not isinstance(in_grads, tuple):
+            if type(in_grads) is not tuple:
                 in_grads = (in_grads,)
             if len(in_grads) != len(ctx.inputs):
                 raise RuntimeError(f"backward of {ctx.name} returned {len(in_grads)} gradients, expected one per "
                                    f"forward argument ({len(ctx.inputs)})")
             for parent, pg, needed in zip(ctx.inputs, in_grads, ctx.needs_input_grad):
-                if not needed or pg is None:
+                if pg is None or not needed:
                     continue
-                if pg.shape != parent.shape:
+                if pg.data.shape != parent.data.shape:
                     raise RuntimeError(f"backward of {ctx.name} returned a gradient of shape {pg.shape} for an "
                                        f"input of shape {parent.shape}")
-                if Config.anomaly_hook is not None:
-                    Config.anomaly_hook(ctx, pg.data, "backward")
-                if parent._ctx is None or id(parent) in stop_at:
-                    prev = result.get(id(parent))
-                    result[id(parent)] = (parent, pg if prev is None else prev[1] + pg)
+                if hook is not None:
+                    hook(ctx, pg.data, "backward")
+                key = id(parent)
+                if parent._ctx is None or key in stop_at:
+                    prev = result.get(key)
+                    result[key] = (parent, pg if prev is None else prev[1] + pg)
                 else:
-                    prev = grads.get(id(parent))
-                    grads[id(parent)] = pg if prev is None else prev + pg
+                    prev = grads.get(key)
+                    grads[key] = pg if prev is None else prev + pg
             if not retain_graph:
                 ctx.free()
     return result
