@@ -1,10 +1,17 @@
-"""tinygrad_cnn: a small, exact autograd tensor framework for convolutional networks, on numpy."""
+"""tinygrad_cnn: a small, exact autograd tensor framework for convolutional networks, on numpy.
 
-from . import functional
+    from tinygrad_cnn import Tensor, nn, optim
+    import tinygrad_cnn.functional as F
+"""
+
+from . import functional, nn, optim, viz
 from .autograd import Config, Context, Function, Tensor, enable_grad, grad, is_grad_enabled, no_grad
+from .rng import manual_seed
+from .serialization import CheckpointError, load, save
 from .tools.gradcheck import GradcheckError, gradcheck, gradgradcheck
 
 __version__ = "0.1.0"
 
-__all__ = ["Config", "Context", "Function", "GradcheckError", "Tensor", "enable_grad", "functional", "grad",
-           "gradcheck", "gradgradcheck", "is_grad_enabled", "no_grad"]
+__all__ = ["CheckpointError", "Config", "Context", "Function", "GradcheckError", "Tensor", "enable_grad",
+           "functional", "grad", "gradcheck", "gradgradcheck", "is_grad_enabled", "load", "manual_seed", "nn",
+           "no_grad", "optim", "save", "viz"]

@@ -17,8 +17,10 @@ from .ops.conv import conv_out_size
 IntOrPair = int | tuple[int, int]
 
 
-def _pair(value: IntOrPair, name: str, op: str, minimum: int) -> tuple[int, int]:
-    pair = (value, value) if isinstance(value, (int, np.integer)) else tuple(value)
+def as_pair(value: IntOrPair, name: str, op: str, minimum: int) -> tuple[int, int]:
+    """Validate an int-or-pair argument (kernel_size, stride, ...) of `op`; return it as a pair."""
+    pair = (value, value) if isinstance(value, (int, np.integer)) else (
+        tuple(value) if isinstance(value, (tuple, list)) else (value,))
     if len(pair) != 2 or not all(isinstance(v, (int, np.integer)) for v in pair):
         raise TypeError(f"{op}: {name} must be an int or a pair of ints, got {value!r}")
     if min(pair) < minimum:
@@ -54,8 +56,8 @@ def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: IntOrP
     x, weight = _as_tensor(x), _as_tensor(weight)
     _check_float_4d(x, op)
     _check_float_4d(weight, op, "weight")
-    stride, padding = _pair(stride, "stride", op, 1), _pair(padding, "padding", op, 0)
-    dilation = _pair(dilation, "dilation", op, 1)
+    stride, padding = as_pair(stride, "stride", op, 1), as_pair(padding, "padding", op, 0)
+    dilation = as_pair(dilation, "dilation", op, 1)
     if not isinstance(groups, (int, np.integer)) or groups < 1:
         raise ValueError(f"{op}: groups must be a positive int, got {groups!r}")
     c, o = x.shape[1], weight.shape[0]
@@ -77,9 +79,9 @@ def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: IntOrP
 def _pool_args(op: str, x: Tensor, kernel_size: IntOrPair, stride: IntOrPair | None,
                padding: IntOrPair) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int]]:
     _check_float_4d(x, op)
-    kernel = _pair(kernel_size, "kernel_size", op, 1)
-    stride = kernel if stride is None else _pair(stride, "stride", op, 1)
-    padding = _pair(padding, "padding", op, 0)
+    kernel = as_pair(kernel_size, "kernel_size", op, 1)
+    stride = kernel if stride is None else as_pair(stride, "stride", op, 1)
+    padding = as_pair(padding, "padding", op, 0)
     if padding[0] > kernel[0] // 2 or padding[1] > kernel[1] // 2:
         raise ValueError(f"{op}: padding {padding} must be at most half the kernel size {kernel}")
     _check_output_size(op, x, kernel, stride, padding, (1, 1))

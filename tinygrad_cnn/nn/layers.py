@@ -17,13 +17,8 @@ IntOrPair = int | tuple[int, int]
 
 def _positive(layer: str, **values: Any) -> None:
     for name, value in values.items():
-        items = value if isinstance(value, tuple) else (value,)
-        if not all(isinstance(v, (int, np.integer)) and v >= 1 for v in items):
-            raise ValueError(f"{layer}: {name} must be a positive int (or pair), got {value!r}")
-
-
-def _pair(value: IntOrPair) -> tuple[int, int]:
-    return (value, value) if isinstance(value, (int, np.integer)) else tuple(value)
+        if not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"{layer}: {name} must be a positive int, got {value!r}")
 
 
 def _uniform(shape: tuple[int, ...], fan_in: int) -> Parameter:
@@ -35,16 +30,15 @@ def _uniform(shape: tuple[int, ...], fan_in: int) -> Parameter:
 class Conv2d(Module):
     def __init__(self, in_channels: int, out_channels: int, kernel_size: IntOrPair, stride: IntOrPair = 1,
                  padding: IntOrPair = 0, dilation: IntOrPair = 1, groups: int = 1, bias: bool = True) -> None:
-        _positive("Conv2d", in_channels=in_channels, out_channels=out_channels, kernel_size=_pair(kernel_size),
-                  stride=_pair(stride), dilation=_pair(dilation), groups=groups)
-        if min(_pair(padding)) < 0:
-            raise ValueError(f"Conv2d: padding must be >= 0, got {padding!r}")
+        _positive("Conv2d", in_channels=in_channels, out_channels=out_channels, groups=groups)
+        self.kernel_size = F.as_pair(kernel_size, "kernel_size", "Conv2d", 1)
+        self.stride = F.as_pair(stride, "stride", "Conv2d", 1)
+        self.dilation = F.as_pair(dilation, "dilation", "Conv2d", 1)
+        self.padding = F.as_pair(padding, "padding", "Conv2d", 0)
         if in_channels % groups or out_channels % groups:
             raise ValueError(f"Conv2d: groups={groups} must divide in_channels={in_channels} and "
                              f"out_channels={out_channels}")
         self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
-        self.kernel_size, self.stride = _pair(kernel_size), _pair(stride)
-        self.padding, self.dilation = _pair(padding), _pair(dilation)
         fan_in = in_channels // groups * self.kernel_size[0] * self.kernel_size[1]
         self.weight = _uniform((out_channels, in_channels // groups, *self.kernel_size), fan_in)
         self.bias = _uniform((out_channels,), fan_in) if bias else None
@@ -76,9 +70,13 @@ class Linear(Module):
 
 class _Pool2d(Module):
     def __init__(self, kernel_size: IntOrPair, stride: IntOrPair | None = None, padding: IntOrPair = 0) -> None:
-        _positive(type(self).__name__, kernel_size=_pair(kernel_size),
-                  **({} if stride is None else {"stride": _pair(stride)}))
-        self.kernel_size, self.stride, self.padding = kernel_size, stride if stride is not None else kernel_size, padding
+        layer = type(self).__name__
+        F.as_pair(kernel_size, "kernel_size", layer, 1)
+        F.as_pair(padding, "padding", layer, 0)
+        if stride is not None:
+            F.as_pair(stride, "stride", layer, 1)
+        self.kernel_size, self.padding = kernel_size, padding
+        self.stride = kernel_size if stride is None else stride
 
     def extra_repr(self) -> str:
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"

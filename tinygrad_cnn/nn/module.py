@@ -117,9 +117,12 @@ class Module:
         unexpected = [k for k in arrays if k not in params]
         misshaped = [f"{k}: checkpoint {arrays[k].shape} vs model {params[k].shape}"
                      for k in params if k in arrays and arrays[k].shape != params[k].shape]
+        uncastable = [f"{k}: checkpoint {arrays[k].dtype} vs model {params[k].dtype}" for k in params
+                      if k in arrays and not np.can_cast(arrays[k].dtype, params[k].dtype, casting="same_kind")]
         problems = ([f"missing keys: {missing}"] if strict and missing else []) + (
             [f"unexpected keys: {unexpected}"] if strict and unexpected else []) + (
-            [f"shape mismatches: {misshaped}"] if misshaped else [])
+            [f"shape mismatches: {misshaped}"] if misshaped else []) + (
+            [f"dtypes that cannot be cast: {uncastable}"] if uncastable else [])
         if problems:
             raise ValueError(f"load_state_dict for {type(self).__name__}: " + "; ".join(problems))
         for name, p in params.items():

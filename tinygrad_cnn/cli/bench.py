@@ -1,0 +1,28 @@
+"""`tinygrad-cnn bench`: the performance table of docs/performance.md."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..perf import tune_malloc
+from ..tools.bench import profile_train_step, run_benchmarks
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("bench", help="time LeNet training/inference against PyTorch and a loop conv")
+    p.add_argument("--repeats", type=int, default=30, help="timed repetitions per workload (default 30)")
+    p.add_argument("--quick", action="store_true", help="fewer repetitions, for a fast look")
+    p.add_argument("--profile", action="store_true", help="also print where one training step's time goes")
+    p.add_argument("--default-malloc", action="store_true",
+                   help="keep glibc's default allocator thresholds (slower; see docs/performance.md)")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    tuned = False if args.default_malloc else tune_malloc()
+    print(f"allocator thresholds raised: {tuned} (applies to both frameworks in this process)")
+    print(run_benchmarks(args.repeats, args.quick))
+    if args.profile:
+        print()
+        print(profile_train_step())
+    return 0
