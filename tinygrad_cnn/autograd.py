@@ -444,6 +444,14 @@ def _seed_grad(root: Tensor, grad: Any, op: str) -> Tensor:
     return seed
 
 
+def _norm(a: np.ndarray) -> float:
+    flat = a.reshape(-1)
+    norm = math.sqrt(np.dot(flat, flat))  # BLAS dot: cheap enough to run on every node
+    if math.isinf(norm) and np.isfinite(flat).all():  # squares overflowed float32; the norm itself is finite
+        norm = float(np.linalg.norm(flat.astype(np.float64)))
+    return norm
+
+
 def _backprop(root: Tensor, seed: Tensor, retain_graph: bool, create_graph: bool,
               stop_at: set[int] | None = None) -> dict[int, tuple[Tensor, Tensor]]:
     """Run every VJP from `root` back to the leaves; return {id: (tensor, grad)} for the leaves and for
@@ -467,8 +475,7 @@ def _backprop(root: Tensor, seed: Tensor, retain_graph: bool, create_graph: bool
                 result[id(t)] = (t, g)
                 continue
             ctx = t._ctx
-            flat = g.data.reshape(-1)  # the norm is all a drawing of this gradient needs after buffers are freed
-            ctx.grad_norm = math.sqrt(np.dot(flat, flat))
+            ctx.grad_norm = _norm(g.data)  # all that a drawing of this gradient needs once buffers are freed
             in_grads = ctx.fn.backward(ctx, g)
             if type(in_grads) is not tuple:
                 in_grads = (in_grads,)

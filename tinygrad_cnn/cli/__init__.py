@@ -9,11 +9,12 @@ from collections.abc import Sequence
 
 # Each module defines register(subparsers), which adds its parser and sets `run=` to a function
 # taking the parsed arguments and returning the exit code.
-SUBCOMMANDS = ()
+SUBCOMMANDS = ("train", "evaluate", "graph", "summary", "bench")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="tinygrad-cnn", description="Train, inspect and check CNNs with tinygrad_cnn.")
+    parser = argparse.ArgumentParser(prog="tinygrad-cnn",
+                                     description="Train, inspect and check CNNs with tinygrad_cnn.")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in SUBCOMMANDS:
         importlib.import_module(f"{__name__}.{name}").register(subparsers)
