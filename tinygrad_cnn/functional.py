@@ -21,7 +21,7 @@ def as_pair(value: IntOrPair, name: str, op: str, minimum: int) -> tuple[int, in
     """Validate an int-or-pair argument (kernel_size, stride, ...) of `op`; return it as a pair."""
     pair = (value, value) if isinstance(value, (int, np.integer)) else (
         tuple(value) if isinstance(value, (tuple, list)) else (value,))
-    if len(pair) != 2 or not all(isinstance(v, (int, np.integer)) for v in pair):
+    if len(pair) != 2 or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in pair):
         raise TypeError(f"{op}: {name} must be an int or a pair of ints, got {value!r}")
     if min(pair) < minimum:
         raise ValueError(f"{op}: {name} must be >= {minimum}, got {value!r}")
@@ -121,13 +121,12 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     if weight.ndim != 2 or x.ndim < 1 or x.shape[-1] != weight.shape[1]:
         raise ValueError(f"linear: input of shape {x.shape} needs a weight of shape (out_features, {x.shape[-1]}), "
                          f"got {weight.shape}")
+    if bias is not None:
+        bias = _as_tensor(bias)
+        if bias.shape != (weight.shape[0],):
+            raise ValueError(f"linear: bias must have shape ({weight.shape[0]},), got {bias.shape}")
     y = x.matmul(weight.T)
-    if bias is None:
-        return y
-    bias = _as_tensor(bias)
-    if bias.shape != (weight.shape[0],):
-        raise ValueError(f"linear: bias must have shape ({weight.shape[0]},), got {bias.shape}")
-    return y + bias
+    return y if bias is None else y + bias
 
 
 def _targets(target: Any, n: int, classes: int, op: str) -> np.ndarray:
