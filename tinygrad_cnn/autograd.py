@@ -256,12 +256,15 @@ class Tensor:
         """Accumulate d(self)/d(leaf) into every leaf's `.grad` (a vector-Jacobian product with `grad`)."""
         seed = _seed_grad(self, grad, "backward")
         for leaf, g in _backprop(self, seed, retain_graph, create_graph).values():
-            if g.dtype != leaf.dtype:
-                g = Tensor._make(g.data.astype(leaf.dtype))
+            if create_graph:
+                g = g.astype(leaf.dtype)  # stays in the graph
+            else:  # its own writable memory: never a broadcast view, another leaf's gradient or the seed
+                g = Tensor._make(np.array(g.data, dtype=leaf.dtype))
             leaf.grad = g if leaf.grad is None else leaf.grad + g
 
-    def _topo(self) -> list[Tensor]:
-        """Tensors with a recorded op, inputs before outputs (iterative DFS: no recursion limit)."""
+    def _topo(self, stop_at: set[int] = frozenset()) -> list[Tensor]:
+        """Tensors with a recorded op, inputs before outputs (iterative DFS: no recursion limit).
+        The inputs of tensors in `stop_at` are not visited."""
         order: list[Tensor] = []
         visited: set[int] = set()
         stack: list[tuple[Tensor, bool]] = [(self, False)]
@@ -274,6 +277,8 @@ class Tensor:
                 continue
             visited.add(id(t))
             stack.append((t, True))
+            if id(t) in stop_at:
+                continue
             stack.extend((p, False) for p in t._ctx.inputs
                          if isinstance(p, Tensor) and p._ctx is not None and id(p) not in visited)
         return order
@@ -458,13 +463,13 @@ def _backprop(root: Tensor, seed: Tensor, retain_graph: bool, create_graph: bool
     the tensors in `stop_at` (whose gradients are not propagated further)."""
     if root._ctx is None:  # a leaf: its gradient is the seed itself
         return {id(root): (root, seed)}
-    topo = root._topo()
+    stop_at = stop_at or set()
+    topo = root._topo(stop_at)
     for t in topo:
         if t._ctx.freed:
             raise RuntimeError(_freed_message(t._ctx))
     grads: dict[int, Tensor] = {id(root): seed}
     result: dict[int, tuple[Tensor, Tensor]] = {}
-    stop_at = stop_at or set()
     hook = Config.anomaly_hook
     with _set_grad_mode(create_graph):
         for t in reversed(topo):

@@ -129,7 +129,13 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     return y if bias is None else y + bias
 
 
-def _targets(target: Any, n: int, classes: int, op: str) -> np.ndarray:
+def _loss_target(op: str, scores: Tensor, target: Any, reduction: str) -> np.ndarray:
+    """Check a classification loss's arguments before anything is computed; return the targets (N,)."""
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"{op}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+    if scores.ndim != 2:
+        raise ValueError(f"{op}: expected scores of shape (N, classes), got {scores.shape}")
+    n, classes = scores.shape
     t = target.data if isinstance(target, Tensor) else np.asarray(target)
     if t.dtype.kind not in "iu":
         raise TypeError(f"{op}: target must hold integer class indices, got dtype {t.dtype}")
@@ -141,21 +147,21 @@ def _targets(target: Any, n: int, classes: int, op: str) -> np.ndarray:
     return t
 
 
-def nll_loss(log_probs: Tensor, target: Any, reduction: str = "mean") -> Tensor:
-    """Negative log-likelihood of integer class targets. (N, classes), (N,) -> scalar (or (N,) with 'none')."""
-    log_probs = _as_tensor(log_probs)
-    if reduction not in ("mean", "sum", "none"):
-        raise ValueError(f"nll_loss: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
-    if log_probs.ndim != 2:
-        raise ValueError(f"nll_loss: expected log-probabilities of shape (N, classes), got {log_probs.shape}")
-    n, classes = log_probs.shape
-    t = _targets(target, n, classes, "nll_loss")
-    picked = -log_probs[np.arange(n), t]                                   # (N,)
+def _nll(log_probs: Tensor, t: np.ndarray, reduction: str) -> Tensor:
+    picked = -log_probs[np.arange(len(t)), t]                              # (N,)
     if reduction == "none":
         return picked
     return picked.sum() if reduction == "sum" else picked.mean()
 
 
+def nll_loss(log_probs: Tensor, target: Any, reduction: str = "mean") -> Tensor:
+    """Negative log-likelihood of integer class targets. (N, classes), (N,) -> scalar (or (N,) with 'none')."""
+    log_probs = _as_tensor(log_probs)
+    return _nll(log_probs, _loss_target("nll_loss", log_probs, target, reduction), reduction)
+
+
 def cross_entropy(logits: Tensor, target: Any, reduction: str = "mean") -> Tensor:
     """nll_loss(log_softmax(logits)): (N, classes) unnormalised scores, (N,) integer classes."""
-    return nll_loss(log_softmax(logits, axis=-1), target, reduction)
+    logits = _as_tensor(logits)
+    t = _loss_target("cross_entropy", logits, target, reduction)
+    return _nll(log_softmax(logits, axis=-1), t, reduction)

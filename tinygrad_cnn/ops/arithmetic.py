@@ -86,7 +86,8 @@ class Pow(Function):
     @staticmethod
     def forward(ctx: Context, x: np.ndarray, exponent: float) -> np.ndarray:
         ctx.save_for_backward(x)
-        return x ** np.asarray(exponent, dtype=x.dtype)
+        # A float tensor keeps its precision; an integer one becomes float for a fractional power.
+        return x ** (np.asarray(exponent, dtype=x.dtype) if x.dtype.kind == "f" else exponent)
 
     @staticmethod
     def backward(ctx: Context, grad: Tensor) -> Tensor:
