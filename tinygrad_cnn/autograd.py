@@ -451,7 +451,8 @@ def _seed_grad(root: Tensor, grad: Any, op: str) -> Tensor:
 
 def _norm(a: np.ndarray) -> float:
     flat = a.reshape(-1)
-    norm = math.sqrt(np.dot(flat, flat))  # BLAS dot: cheap enough to run on every node
+    # einsum, not BLAS dot: a dot can wait ~ms for BLAS threads on a busy machine, on every node
+    norm = math.sqrt(np.einsum("i,i->", flat, flat))
     if math.isinf(norm) and np.isfinite(flat).all():  # squares overflowed float32; the norm itself is finite
         norm = float(np.linalg.norm(flat.astype(np.float64)))
     return norm

@@ -9,6 +9,7 @@ agrees with the numeric gradient only if (A - J)^T v = 0, which a random v almos
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -39,13 +40,30 @@ def _check_inputs(inputs: Sequence[Tensor], op: str) -> list[int]:
     return wrt
 
 
-def gradcheck(fn: Callable[..., Tensor | Sequence[Tensor]], inputs: Sequence[Tensor], eps: float = 1e-6,
-              atol: float = 1e-5, rtol: float = 1e-3, raise_exception: bool = True, seed: int = 0) -> bool:
-    """Check the VJPs of `fn` at `inputs` (float64 Tensors) against central finite differences.
+@dataclass(frozen=True)
+class InputError:
+    """How far one input's analytic gradient is from the numeric one (what `gradcheck` judges)."""
 
-    Returns True, or raises `GradcheckError` (returns False with raise_exception=False) naming the
-    input, the worst element index and the analytic and numeric values there.
-    """
+    input: int                 # position in `inputs`
+    shape: tuple[int, ...]
+    max_abs: float             # max |analytic - numeric| over the elements
+    max_rel: float             # max |analytic - numeric| / |numeric| over elements with |numeric| > atol
+    worst: tuple[int, ...]     # the element furthest beyond the tolerance atol + rtol * |numeric|
+    analytic: float            # the two values at `worst`
+    numeric: float
+    passed: bool
+
+
+def relative_error(abs_error: np.ndarray, numeric: np.ndarray, atol: float) -> float:
+    """max |a - n| / |n|, over the entries whose |n| exceeds atol (the rest are judged by atol alone)."""
+    large = np.abs(numeric) > atol
+    return float((np.asarray(abs_error)[large] / np.abs(numeric[large])).max()) if large.any() else 0.0
+
+
+def gradient_errors(fn: Callable[..., Tensor | Sequence[Tensor]], inputs: Sequence[Tensor], eps: float = 1e-6,
+                    atol: float = 1e-5, rtol: float = 1e-3, seed: int = 0) -> list[InputError]:
+    """Compare the VJPs of `fn` at `inputs` (float64 Tensors) with central finite differences, one
+    `InputError` per input that requires grad. `gradcheck` is the pass/fail verdict on this list."""
     inputs = list(inputs)
     wrt = _check_inputs(inputs, "gradcheck")
     rng = np.random.default_rng(seed)
@@ -59,6 +77,7 @@ def gradcheck(fn: Callable[..., Tensor | Sequence[Tensor]], inputs: Sequence[Ten
         for acc, g in zip(analytic, found):
             if g is not None:
                 acc += g.data
+    errors = []
     for k, i in enumerate(wrt):
         x = inputs[i].data
         numeric = np.zeros(x.shape)
@@ -71,25 +90,23 @@ def gradcheck(fn: Callable[..., Tensor | Sequence[Tensor]], inputs: Sequence[Ten
                 minus = _weighted_sum(_outputs(fn, inputs), weights)
                 x[idx] = original
                 numeric[idx] = (plus - minus) / (2 * eps)
-        error = np.abs(analytic[k] - numeric) - (atol + rtol * np.abs(numeric))
-        if error.size and error.max() > 0:
-            worst = np.unravel_index(int(np.argmax(error)), x.shape)
-            message = (f"gradcheck: the gradient of input {i} (shape {x.shape}) is wrong at index "
-                       f"{tuple(map(int, worst))}: "
-                       f"analytic {analytic[k][worst]:.10g} vs numeric {numeric[worst]:.10g} "
-                       f"(max abs difference {np.abs(analytic[k] - numeric).max():.3g}, atol={atol}, rtol={rtol})")
-            if raise_exception:
-                raise GradcheckError(message)
-            return False
-    return True
+        if x.size == 0:
+            errors.append(InputError(i, x.shape, 0.0, 0.0, (), 0.0, 0.0, passed=True))
+            continue
+        difference = np.abs(analytic[k] - numeric)
+        excess = difference - (atol + rtol * np.abs(numeric))
+        worst = tuple(map(int, np.unravel_index(int(np.argmax(excess)), x.shape)))
+        errors.append(InputError(i, x.shape, float(difference.max()), relative_error(difference, numeric, atol), worst,
+                                 float(analytic[k][worst]), float(numeric[worst]), passed=bool(excess.max() <= 0)))
+    return errors
 
 
-def gradgradcheck(fn: Callable[..., Tensor | Sequence[Tensor]], inputs: Sequence[Tensor], eps: float = 1e-6,
-                  atol: float = 1e-5, rtol: float = 1e-3, raise_exception: bool = True, seed: int = 0) -> bool:
-    """Check second derivatives: gradcheck the map (inputs, v) -> J(inputs)^T v built with create_graph=True.
+def second_order_errors(fn: Callable[..., Tensor | Sequence[Tensor]], inputs: Sequence[Tensor], eps: float = 1e-6,
+                        atol: float = 1e-5, rtol: float = 1e-3, seed: int = 0) -> list[InputError]:
+    """`gradient_errors` of the map (inputs, v) -> J(inputs)^T v built with create_graph=True.
 
-    The output weighting v is itself an input, so the VJPs of the VJPs with respect to both the
-    original inputs and the incoming gradient are checked.
+    The output weighting v is itself an input (the last ones in the returned positions), so the VJPs
+    of the VJPs with respect to both the original inputs and the incoming gradient are compared.
     """
     inputs = list(inputs)
     wrt = _check_inputs(inputs, "gradgradcheck")
@@ -107,4 +124,36 @@ def gradgradcheck(fn: Callable[..., Tensor | Sequence[Tensor]], inputs: Sequence
             found = grad(total, [xs[i] for i in wrt], create_graph=True, allow_unused=True)
         return [g for g in found if g is not None]
 
-    return gradcheck(first_derivatives, inputs + vs, eps, atol, rtol, raise_exception, seed)
+    return gradient_errors(first_derivatives, inputs + vs, eps, atol, rtol, seed)
+
+
+def _verdict(errors: list[InputError], atol: float, rtol: float, raise_exception: bool) -> bool:
+    for e in errors:
+        if not e.passed:
+            if raise_exception:
+                raise GradcheckError(
+                    f"gradcheck: the gradient of input {e.input} (shape {e.shape}) is wrong at index {e.worst}: "
+                    f"analytic {e.analytic:.10g} vs numeric {e.numeric:.10g} "
+                    f"(max abs difference {e.max_abs:.3g}, atol={atol}, rtol={rtol})")
+            return False
+    return True
+
+
+def gradcheck(fn: Callable[..., Tensor | Sequence[Tensor]], inputs: Sequence[Tensor], eps: float = 1e-6,
+              atol: float = 1e-5, rtol: float = 1e-3, raise_exception: bool = True, seed: int = 0) -> bool:
+    """Check the VJPs of `fn` at `inputs` (float64 Tensors) against central finite differences.
+
+    Returns True, or raises `GradcheckError` (returns False with raise_exception=False) naming the
+    input, the worst element index and the analytic and numeric values there.
+    """
+    return _verdict(gradient_errors(fn, inputs, eps, atol, rtol, seed), atol, rtol, raise_exception)
+
+
+def gradgradcheck(fn: Callable[..., Tensor | Sequence[Tensor]], inputs: Sequence[Tensor], eps: float = 1e-6,
+                  atol: float = 1e-5, rtol: float = 1e-3, raise_exception: bool = True, seed: int = 0) -> bool:
+    """Check second derivatives: gradcheck the map (inputs, v) -> J(inputs)^T v built with create_graph=True.
+
+    The output weighting v is itself an input, so the VJPs of the VJPs with respect to both the
+    original inputs and the incoming gradient are checked.
+    """
+    return _verdict(second_order_errors(fn, inputs, eps, atol, rtol, seed), atol, rtol, raise_exception)

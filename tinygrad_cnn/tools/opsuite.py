@@ -1,0 +1,265 @@
+"""The catalogue of gradient checks: every primitive op and composite function, as data.
+
+Each `Case` is one configuration of one op: a small float64 function and how to draw its inputs. The
+test suite (tests/test_ops_gradcheck.py) and `tinygrad-cnn gradcheck` run the same cases through
+`gradcheck` (the VJPs) and `gradgradcheck` (the VJPs of the VJPs). Every class in `ops.PRIMITIVES`
+must appear in the graph of some case (a test checks it).
+
+Inputs are drawn from a generator seeded by the case's id, so a case gets the same values whether it
+runs alone (`--op`) or with the rest, and two inputs of a case never share values by accident (equal
+operands would hide e.g. a VJP of a * b that swapped a and b).
+"""
+
+from __future__ import annotations
+
+import itertools
+import operator
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .. import functional as F
+from ..autograd import Tensor
+from ..ops import AvgPoolScatter, Conv2dInputGrad, Conv2dWeightGrad, IndexAdd, MaxPool2d, MaxPoolGather, MaxPoolScatter
+from .gradcheck import InputError, gradient_errors, second_order_errors
+
+Draw = Callable[[np.random.Generator], np.ndarray]
+
+
+# ---- input distributions: each returns a Draw, called with the case's generator ------------------------
+
+def randn(*shape: int) -> Draw:
+    return lambda rng: rng.standard_normal(shape)
+
+
+def positive(*shape: int) -> Draw:
+    """Values in [0.5, 2]: safe for log, division and fractional powers."""
+    return lambda rng: rng.uniform(0.5, 2.0, shape)
+
+
+def negative(*shape: int) -> Draw:
+    return lambda rng: -rng.uniform(0.5, 2.0, shape)
+
+
+def away_from_zero(*shape: int) -> Draw:
+    """|values| in [0.3, 1.5] with random signs: relu's kink and division's pole stay far beyond eps."""
+    return lambda rng: rng.choice([-1.0, 1.0], shape) * rng.uniform(0.3, 1.5, shape)
+
+
+def distinct(*shape: int) -> Draw:
+    """A shuffled arange spaced 0.1 apart: no ties, so max and max-pool are differentiable there and a
+    finite-difference step cannot change which element wins."""
+    size = int(np.prod(shape))
+    return lambda rng: (rng.permutation(size) - size / 2).reshape(shape) * 0.1
+
+
+@dataclass(frozen=True)
+class Case:
+    op: str                             # the op or function checked: what `tinygrad-cnn gradcheck --op` selects
+    id: str                             # unique: op and configuration, e.g. "conv2d-s2-p1-d1-g2-bias"
+    fn: Callable[..., Tensor]
+    draws: tuple[Draw, ...]             # one per input; each input becomes a float64 leaf requiring grad
+    float32: bool = True                # False when fn itself brings in float64 (an ndarray constant, a cast)
+    tolerances: dict[str, float] = field(default_factory=dict)  # eps/atol/rtol overrides for gradcheck
+
+    def arrays(self) -> list[np.ndarray]:
+        rng = np.random.default_rng(zlib.crc32(self.id.encode()))
+        return [draw(rng) for draw in self.draws]
+
+    def leaves(self) -> list[Tensor]:
+        return [Tensor(a, requires_grad=True) for a in self.arrays()]
+
+
+CASES: list[Case] = []
+_constants = np.random.default_rng(0)  # fixed arrays captured by some functions (constants, not inputs)
+
+
+def case(op: str, id: str, fn: Callable[..., Tensor], *draws: Draw, **options: Any) -> None:
+    CASES.append(Case(op, id, fn, draws, **options))
+
+
+def shape_id(shape: tuple[int, ...]) -> str:
+    return "x".join(map(str, shape)) if shape else "scalar"
+
+
+# ---- elementwise arithmetic, with numpy broadcasting ---------------------------------------------------
+BINARY = {"add": operator.add, "sub": operator.sub, "mul": operator.mul, "div": operator.truediv}
+BROADCAST_SHAPES = [((3, 4), (3, 4)), ((3, 4), (4,)), ((4,), (3, 4)), ((2, 1, 4), (3, 1)), ((3, 4), ()), ((), (2, 3))]
+
+for name, op in BINARY.items():
+    for sa, sb in BROADCAST_SHAPES:
+        b = away_from_zero(*sb) if op is operator.truediv else randn(*sb)
+        case(name, f"{name}-{shape_id(sa)}-{shape_id(sb)}", op, randn(*sa), b)
+    case(name, f"{name}-python-scalar", lambda x, op=op: op(x, 2.5), randn(3, 4))
+    case(name, f"{name}-reflected-python-scalar", lambda x, op=op: op(2.5, x), away_from_zero(3, 4))
+    constant = _constants.standard_normal((2, 1, 4))
+    case(name, f"{name}-reflected-ndarray", lambda x, op=op, c=constant: op(c, x), away_from_zero(3, 4),
+         float32=False)
+case("neg", "neg", operator.neg, randn(3, 4))
+
+for exponent in (2, 3, 0.5, -1.5, 1, 0):
+    case("pow", f"pow-{exponent}", lambda x, e=exponent: x ** e, positive(3, 4))
+case("pow", "pow-3-negative-base", lambda x: x ** 3, negative(3, 4))
+case("pow", "pow-tensor-exponent", operator.pow, positive(3, 4), randn(4))
+case("pow", "rpow-python-scalar-base", lambda x: 2.0 ** x, randn(3, 4))
+
+case("exp", "exp", Tensor.exp, randn(3, 4))
+case("log", "log", Tensor.log, positive(3, 4))
+case("relu", "relu", F.relu, away_from_zero(3, 4))
+
+# ---- reductions -------------------------------------------------------------------------------------------
+for reduction, axis, keepdims in itertools.product(("sum", "mean", "max"), (None, 0, 1, 2, -1, (0, 2)), (False, True)):
+    axis_id = "all" if axis is None else "+".join(map(str, np.atleast_1d(axis)))
+    case(reduction, f"{reduction}-axis{axis_id}{'-keepdims' if keepdims else ''}",
+         lambda x, r=reduction, a=axis, k=keepdims: getattr(x, r)(axis=a, keepdims=k), distinct(2, 3, 4))
+
+# ---- movement ------------------------------------------------------------------------------------------------
+MOVEMENT = {
+    "reshape": ("reshape", lambda x: x.reshape(4, 6)),
+    "reshape-wildcard": ("reshape", lambda x: x.reshape(2, -1, 2)),
+    "flatten": ("flatten", lambda x: x.flatten()),
+    "flatten-from-0": ("flatten", lambda x: x.flatten(0)),
+    "transpose": ("transpose", lambda x: x.transpose()),
+    "transpose-0-2": ("transpose", lambda x: x.transpose(0, 2)),
+    "permute": ("permute", lambda x: x.permute(2, 0, 1)),
+    "permute-negative-axes": ("permute", lambda x: x.permute(-1, 0, -2)),
+    "T": ("transpose", lambda x: x.T),
+    "pad-int": ("pad", lambda x: x.pad(1)),
+    "pad-per-axis-with-value": ("pad", lambda x: x.pad(((0, 0), (1, 2), (2, 0)), value=0.5)),
+}
+for key, (name, fn) in MOVEMENT.items():
+    case(name, key, fn, randn(2, 3, 4))
+case("expand", "expand-row", lambda x: x.expand(3, 4), randn(1, 4))
+case("expand", "expand-new-axes", lambda x: x.expand(2, 3, 4), randn(4))
+
+INDICES = {
+    "slices": (slice(1, None), slice(None, None, 2)),
+    "negative-step": slice(None, None, -1),
+    "int": 1,
+    "int-and-slice": (0, slice(1, 3)),
+    "ellipsis-newaxis": (Ellipsis, None, 1),
+    "int-array-with-repeats": np.array([0, 2, 0, 0]),
+    "2d-int-array": np.array([[0, 1], [1, 1]]),
+    "paired-int-arrays": (np.array([0, 1, 1, 2]), np.array([3, 0, 3, 3])),
+    "slice-and-int-list": (slice(None), [0, 0, 2]),
+    "bool-mask": _constants.random((3, 4)) > 0.5,
+}
+for name, index in INDICES.items():
+    case("getitem", f"getitem-{name}", lambda x, i=index: x[i], randn(3, 4))
+
+# ---- matmul: batched, broadcast batch axes, 1-D operands ----------------------------------------------------
+MATMUL_SHAPES = [((3, 4), (4, 5)), ((2, 3, 4), (2, 4, 5)), ((2, 1, 3, 4), (3, 4, 5)), ((3, 4), (2, 4, 5)),
+                 ((4,), (4, 5)), ((3, 4), (4,)), ((4,), (4,)), ((2, 3, 4), (4,)), ((4,), (2, 4, 3))]
+for sa, sb in MATMUL_SHAPES:
+    case("matmul", f"matmul-{shape_id(sa)}@{shape_id(sb)}", operator.matmul, randn(*sa), randn(*sb))
+constant = _constants.standard_normal((2, 3))
+case("matmul", "matmul-reflected-ndarray", lambda x, c=constant: c @ x, randn(3, 4), float32=False)
+
+# ---- composites: softmax, linear, losses, cast ---------------------------------------------------------------
+for name, softmax in {"log_softmax": F.log_softmax, "softmax": F.softmax}.items():
+    case(name, name, softmax, randn(3, 5))
+    case(name, f"{name}-axis0", lambda x, f=softmax: f(x, axis=0), randn(3, 5))
+    case(name, f"{name}-3d-axis1", lambda x, f=softmax: f(x, axis=1), randn(2, 3, 4))
+
+case("linear", "linear", F.linear, randn(3, 4), randn(5, 4), randn(5))
+case("linear", "linear-no-bias", F.linear, randn(3, 4), randn(5, 4))
+case("linear", "linear-3d-input", F.linear, randn(2, 3, 4), randn(5, 4), randn(5))
+case("linear", "linear-1d-input", F.linear, randn(4), randn(5, 4), randn(5))
+
+TARGET = np.array([2, 0, 2, 4])  # a repeated class: the gradients of its two rows must not overwrite each other
+for reduction in ("mean", "sum", "none"):
+    case("nll_loss", f"nll_loss-{reduction}", lambda x, r=reduction: F.nll_loss(x, TARGET, reduction=r), randn(4, 5))
+    case("cross_entropy", f"cross_entropy-{reduction}",
+         lambda x, r=reduction: F.cross_entropy(x, TARGET, reduction=r), randn(4, 5))
+
+# Through float32 and back: finite differences need a step far above float32's resolution.
+case("astype", "astype-float32-and-back", lambda x: (x.astype(np.float32) * 3.0).astype(np.float64), randn(3, 4),
+     float32=False, tolerances={"eps": 1e-3})
+
+
+# ---- conv2d: a grid over stride, padding, dilation, groups and bias -----------------------------------------
+def conv_case(id: str, n: int, c: int, hw: tuple[int, int], o: int, kernel: tuple[int, int], bias: bool,
+              **params: Any) -> None:
+    groups = params.get("groups", 1)
+    draws = [randn(n, c, *hw), randn(o, c // groups, *kernel)] + ([randn(o)] if bias else [])
+    case("conv2d", id, lambda x, w, b=None: F.conv2d(x, w, b, **params), *draws)
+
+
+# A 2x4x5x4 input and a 3x2 kernel: non-square, valid for every combination below, and small enough
+# for finite differences over the whole grid. groups=4 is depthwise.
+for stride, padding, dilation, groups, bias in itertools.product((1, 2, 3), (0, 1, 2), (1, 2), (1, 2, 4),
+                                                                (True, False)):
+    conv_case(f"conv2d-s{stride}-p{padding}-d{dilation}-g{groups}{'-bias' if bias else ''}", 2, 4, (5, 4), 4,
+              (3, 2), bias, stride=stride, padding=padding, dilation=dilation, groups=groups)
+conv_case("conv2d-depthwise-multiplier-2", 2, 2, (5, 5), 4, (3, 3), True, groups=2)
+conv_case("conv2d-1x1-kernel", 2, 3, (4, 3), 2, (1, 1), True)
+conv_case("conv2d-kernel-covers-input", 1, 2, (3, 4), 3, (3, 4), True)
+conv_case("conv2d-single-channel", 1, 1, (6, 5), 1, (2, 3), False)
+conv_case("conv2d-pair-params", 2, 2, (6, 5), 2, (3, 2), True, stride=(1, 2), padding=(2, 0), dilation=(2, 1))
+
+# ---- pools: kernel 2-3, stride 1-3 (overlapping and not), padding, count_include_pad ------------------------
+POOLS = {
+    "max_pool2d": ("max_pool2d", F.max_pool2d),
+    "avg_pool2d": ("avg_pool2d", F.avg_pool2d),
+    "avg_pool2d-exclude-pad": ("avg_pool2d", lambda x, *args: F.avg_pool2d(x, *args, count_include_pad=False)),
+}
+for (key, (name, pool)), kernel, stride, padding in itertools.product(POOLS.items(), (2, 3), (1, 2, 3), (0, 1)):
+    if padding == 0 and key.endswith("exclude-pad"):
+        continue  # identical to including it
+    case(name, f"{key}-k{kernel}-s{stride}-p{padding}", lambda x, p=pool, a=(kernel, stride, padding): p(x, *a),
+         distinct(2, 2, 5, 6))
+for key, (name, pool) in POOLS.items():
+    case(name, f"{key}-pair-params", lambda x, p=pool: p(x, (2, 3), (1, 2), (1, 1)), distinct(2, 2, 5, 6))
+    case(name, f"{key}-default-stride", lambda x, p=pool: p(x, 2), distinct(1, 2, 5, 6))
+
+# ---- the primitives that only appear inside VJPs, checked directly --------------------------------------------
+# Their own VJPs are what second-order gradients (double backward) run.
+CONV = {"stride": (2, 1), "padding": (1, 0), "dilation": (1, 2), "groups": 2}  # 6x6 input, 3x2 kernel -> 3x4
+case("conv2d_input_grad", "conv2d_input_grad", lambda g, w: Conv2dInputGrad.apply(g, w, input_hw=(6, 6), **CONV),
+     randn(2, 4, 3, 4), randn(4, 1, 3, 2))
+case("conv2d_weight_grad", "conv2d_weight_grad",
+     lambda x, g: Conv2dWeightGrad.apply(x, g, kernel_hw=(3, 2), **CONV), randn(2, 2, 6, 6), randn(2, 4, 3, 4))
+
+POOL = {"input_hw": (5, 6), "kernel": (3, 3), "stride": (2, 2), "padding": (1, 1)}  # -> 3x3 windows
+ARGMAX = MaxPool2d.apply(Tensor(distinct(2, 2, 5, 6)(_constants), requires_grad=True),
+                         **{k: v for k, v in POOL.items() if k != "input_hw"})._ctx.argmax
+case("max_pool_scatter", "max_pool_scatter", lambda g: MaxPoolScatter.apply(g, argmax=ARGMAX, **POOL),
+     randn(2, 2, 3, 3))
+case("max_pool_gather", "max_pool_gather", lambda u: MaxPoolGather.apply(u, argmax=ARGMAX, **POOL),
+     randn(2, 2, 5, 6))
+for include in (True, False):
+    case("avg_pool_scatter", f"avg_pool_scatter{'' if include else '-exclude-pad'}",
+         lambda g, c=include: AvgPoolScatter.apply(g, count_include_pad=c, **POOL), randn(2, 2, 3, 3))
+case("index_add", "index_add-repeats", lambda g: IndexAdd.apply(g, index=np.array([0, 2, 0]), shape=(4, 3)),
+     randn(3, 3))
+case("index_add", "index_add-slice", lambda g: IndexAdd.apply(g, index=(slice(1, 3),), shape=(4, 3)), randn(2, 3))
+
+OPS = list(dict.fromkeys(c.op for c in CASES))  # in catalogue order
+
+
+def quick(cases: list[Case]) -> list[Case]:
+    """The first configuration of each op."""
+    first: dict[str, Case] = {}
+    for c in cases:
+        first.setdefault(c.op, c)
+    return list(first.values())
+
+
+@dataclass(frozen=True)
+class CaseResult:
+    case: Case
+    first: list[InputError]             # gradcheck: one entry per input
+    second: list[InputError]            # gradgradcheck: per input, then per output weighting
+
+    @property
+    def passed(self) -> bool:
+        return all(e.passed for e in self.first + self.second)
+
+
+def run_case(case: Case) -> CaseResult:
+    """gradcheck and gradgradcheck of one case, with the error numbers they judge."""
+    return CaseResult(case, gradient_errors(case.fn, case.leaves(), **case.tolerances),
+                      second_order_errors(case.fn, case.leaves(), **case.tolerances))
