@@ -97,9 +97,6 @@ class Context:
         """Keep arrays for `backward`; an input's or the output's array comes back as that Tensor."""
         self.saved = arrays
 
-    def _ref_tensor(self, ref: int) -> Tensor:
-        return self.output() if ref == -1 else self.inputs[ref]
-
     @property
     def saved_tensors(self) -> tuple[Tensor, ...]:
         """The saved arrays as Tensors: the graph's own input/output Tensor where it is one of them,
@@ -111,7 +108,7 @@ class Context:
             if ref is None:
                 tensors.append(Tensor._make(arr))
                 continue
-            t = self._ref_tensor(ref)
+            t = self.inputs[ref] if ref >= 0 else self.output()
             if t._version != version:
                 raise RuntimeError(
                     f"backward of {self.name}: a tensor of shape {t.shape} that it saved for backward was modified "
@@ -266,21 +263,18 @@ class Tensor:
         """Tensors with a recorded op, inputs before outputs (iterative DFS: no recursion limit).
         The inputs of tensors in `stop_at` are not visited."""
         order: list[Tensor] = []
-        visited: set[int] = set()
-        stack: list[tuple[Tensor, bool]] = [(self, False)]
+        visited = {id(self)}
+        stack = [(self, iter(self._ctx.inputs))]  # each entry: a tensor and its inputs still to visit
         while stack:
-            t, expanded = stack.pop()
-            if expanded:
+            t, inputs = stack[-1]
+            for p in inputs:
+                if isinstance(p, Tensor) and p._ctx is not None and id(p) not in visited:
+                    visited.add(id(p))
+                    stack.append((p, iter(() if id(p) in stop_at else p._ctx.inputs)))
+                    break
+            else:  # all of t's inputs are placed: t comes next
+                stack.pop()
                 order.append(t)
-                continue
-            if id(t) in visited:
-                continue
-            visited.add(id(t))
-            stack.append((t, True))
-            if id(t) in stop_at:
-                continue
-            stack.extend((p, False) for p in t._ctx.inputs
-                         if isinstance(p, Tensor) and p._ctx is not None and id(p) not in visited)
         return order
 
     # ---- the Tensor front over the primitive ops (ops.py defines them) --------------------------
@@ -451,8 +445,8 @@ def _seed_grad(root: Tensor, grad: Any, op: str) -> Tensor:
 
 def _norm(a: np.ndarray) -> float:
     flat = a.reshape(-1)
-    # einsum, not BLAS dot: a dot can wait ~ms for BLAS threads on a busy machine, on every node
-    norm = math.sqrt(np.einsum("i,i->", flat, flat))
+    # Large arrays use einsum, not BLAS: a threaded dot can wait ~ms for its threads on a busy machine.
+    norm = math.sqrt(np.dot(flat, flat) if flat.size < 4096 else np.einsum("i,i->", flat, flat))
     if math.isinf(norm) and np.isfinite(flat).all():  # squares overflowed float32; the norm itself is finite
         norm = float(np.linalg.norm(flat.astype(np.float64)))
     return norm
