@@ -21,7 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     tuned = False if args.default_malloc else tune_malloc()
     print(f"allocator thresholds raised: {tuned} (applies to both frameworks in this process)")
-    print(run_benchmarks(args.repeats, args.quick))
+    print(run_benchmarks(args.repeats, args.quick, tuned))
     if args.profile:
         print()
         print(profile_train_step())

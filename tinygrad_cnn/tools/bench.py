@@ -8,7 +8,10 @@ and the medians are compared. Nothing here is asserted in tests.
 from __future__ import annotations
 
 import cProfile
+import json
 import pstats
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,6 +33,7 @@ class Row:
     reference: float | None = None  # PyTorch or the loop baseline, seconds (median)
     reference_name: str = "torch"
     note: str = ""
+    unit: str = "s"  # "s": times, formatted in ms; "MiB": memory
 
     @property
     def ratio(self) -> float | None:
@@ -43,14 +47,16 @@ class Report:
     def __str__(self) -> str:
         lines = [f"{'workload':<44} {'tinygrad_cnn':>13} {'reference':>19} {'ratio':>8}  note"]
         for r in self.rows:
-            ref = "-" if r.reference is None else f"{_fmt(r.reference)} {r.reference_name}"
+            ref = "-" if r.reference is None else f"{_fmt(r.reference, r.unit)} {r.reference_name}"
             ratio = "-" if r.ratio is None else f"{r.ratio:.2f}x"
-            lines.append(f"{r.workload:<44} {_fmt(r.ours):>13} {ref:>19} {ratio:>8}  {r.note}")
+            lines.append(f"{r.workload:<44} {_fmt(r.ours, r.unit):>13} {ref:>19} {ratio:>8}  {r.note}")
         return "\n".join(lines)
 
 
-def _fmt(seconds: float) -> str:
-    return f"{seconds * 1e3:.2f} ms" if seconds < 10 else f"{seconds:.1f} s"
+def _fmt(value: float, unit: str = "s") -> str:
+    if unit == "MiB":
+        return f"{value:.1f} MiB"
+    return f"{value * 1e3:.2f} ms" if value < 10 else f"{value:.1f} s"
 
 
 def interleaved_medians(fns: list[Callable[[], object]], repeats: int, inner: int = 1,
@@ -152,17 +158,67 @@ def op_chain(length: int) -> Callable[[], None]:
     return run
 
 
-def loop_conv2d(x: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """The textbook convolution the seed notebook starts from: Python loops over every output pixel."""
-    n, c, h, wd = x.shape
+def loop_conv2d_step(x: np.ndarray, w: np.ndarray, grad: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The textbook convolution the seed notebook starts from, forward and backward: Python loops over
+    every output pixel. (N, C, H, W), (O, C, K, K), (N, O, Ho, Wo) -> y, dx, dw"""
+    n, _, h, wd = x.shape
     o, _, kh, kw = w.shape
     y = np.zeros((n, o, h - kh + 1, wd - kw + 1), dtype=x.dtype)
+    dx, dw = np.zeros_like(x), np.zeros_like(w)
     for i in range(n):
         for j in range(o):
             for r in range(h - kh + 1):
                 for s in range(wd - kw + 1):
-                    y[i, j, r, s] = np.sum(x[i, :, r:r + kh, s:s + kw] * w[j])
-    return y
+                    window = x[i, :, r:r + kh, s:s + kw]
+                    y[i, j, r, s] = np.sum(window * w[j])
+                    dw[j] += grad[i, j, r, s] * window
+                    dx[i, :, r:r + kh, s:s + kw] += grad[i, j, r, s] * w[j]
+    return y, dx, dw
+
+
+def conv1_step(x: np.ndarray, w: Tensor, grad: np.ndarray) -> Callable[[], None]:
+    """The same work as `loop_conv2d_step` through the library: conv2d forward, dx and dw."""
+    def run() -> None:
+        xt = Tensor(x, requires_grad=True)
+        F.conv2d(xt, w).backward(Tensor(grad))
+
+    return run
+
+
+_MEMORY_PROBE = """
+import json, sys
+from tinygrad_cnn.perf import tune_malloc
+from tinygrad_cnn.tools import bench
+framework, batch, steps, tuned = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "tuned"
+if tuned:
+    tune_malloc()
+step = (bench.our_train_step if framework == "ours" else bench.torch_train_step)(batch)
+with open("/proc/self/clear_refs", "w") as f:
+    f.write("5")  # reset the kernel's peak-RSS mark (VmHWM), so imports and setup do not count
+before = bench.status_kib("VmRSS")
+rss = []
+for i in range(steps):
+    step()
+    if i + 1 in (100, steps):
+        rss.append(bench.status_kib("VmRSS"))
+print(json.dumps({"step_peak_kib": bench.status_kib("VmHWM") - before, "rss_kib": rss}))
+"""
+
+
+def status_kib(field: str) -> int:
+    """A memory figure of this process from /proc/self/status (Linux), in KiB."""
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith(field + ":"))
+
+
+def step_memory(framework: str, batch: int, steps: int, tuned_malloc: bool) -> dict:
+    """Run `steps` training steps in a fresh process; return how far the peak RSS rose above the
+    process's peak before the first step (the step's working memory), and the RSS after 100 and after
+    `steps` steps (a leak shows as growth between the two)."""
+    out = subprocess.run([sys.executable, "-c", _MEMORY_PROBE, framework, str(batch), str(steps),
+                          "tuned" if tuned_malloc else "default"],
+                         capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def has_torch() -> bool:
@@ -173,9 +229,10 @@ def has_torch() -> bool:
     return True
 
 
-def run_benchmarks(repeats: int = 30, quick: bool = False) -> Report:
+def run_benchmarks(repeats: int = 30, quick: bool = False, tuned_malloc: bool = False,
+                   rss_probe: bool = True) -> Report:
     """The issue-6 workloads: LeNet training steps (batch 64, 256), inference on 1,000 images, the
-    per-op engine overhead, and conv1 against the textbook loop."""
+    per-op engine overhead, conv1 against the textbook loop, and memory (in subprocesses)."""
     report = Report()
     torch_ok = has_torch()
     if torch_ok:
@@ -197,12 +254,23 @@ def run_benchmarks(repeats: int = 30, quick: bool = False) -> Report:
     x, _ = lenet_batch(64)
     manual_seed(0)
     w = lenet5().conv1.weight
-    (ours,) = interleaved_medians([lambda: F.conv2d(Tensor(x), w)], repeats)
+    grad = np.random.default_rng(1).standard_normal((64, 6, 24, 24), dtype=np.float32)
+    (ours,) = interleaved_medians([conv1_step(x, w, grad)], repeats)
     start = time.perf_counter()
-    with no_grad():
-        loop_conv2d(x[:1], w.data)
+    loop_conv2d_step(x[:1], w.data, grad[:1])
     loop = (time.perf_counter() - start) * 64  # one image, scaled to the batch: the loop is linear in N
-    report.rows.append(Row("conv1 forward, batch 64", ours, loop, "loop", note=f"{loop / ours:,.0f}x faster"))
+    report.rows.append(Row("conv1 forward+backward, batch 64", ours, loop, "loop",
+                           note=f"{loop / ours:,.0f}x faster than the loop"))
+    if rss_probe and sys.platform == "linux":
+        frameworks = ["ours"] + (["torch"] if torch_ok else [])
+        probes = {f: step_memory(f, 256, 1000 if not quick else 200, tuned_malloc) for f in frameworks}
+        ours_mb, torch_mb = (probes[f]["step_peak_kib"] / 1024 if f in probes else None for f in ("ours", "torch"))
+        report.rows.append(Row("peak memory of a batch-256 step (MiB)", ours_mb, torch_mb,
+                               note="peak RSS while stepping minus RSS before the first step", unit="MiB"))
+        rss = probes["ours"]["rss_kib"]
+        report.rows.append(Row(f"RSS after step 100 -> step {1000 if not quick else 200} (MiB)", rss[0] / 1024, None,
+                               note=f"{rss[1] / 1024:.1f} MiB at the end: growth {(rss[1] - rss[0]) / 1024:+.1f} MiB",
+                               unit="MiB"))
     return report
 
 
