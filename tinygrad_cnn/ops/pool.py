@@ -39,9 +39,17 @@ def _scatter(grad: np.ndarray, weights: Iterable[np.ndarray | float], input_hw: 
              padding: Pair) -> np.ndarray:
     """(N, C, Ho, Wo) -> (N, C, H, W): add grad * weight_k into each offset's slice (overlaps accumulate)."""
     n, c, ho, wo = grad.shape
-    xp = np.zeros((n, c, input_hw[0] + 2 * padding[0], input_hw[1] + 2 * padding[1]), dtype=grad.dtype)
+    padded_hw = (input_hw[0] + 2 * padding[0], input_hw[1] + 2 * padding[1])
+    # Windows that neither overlap nor leave gaps write every element exactly once: no zero fill,
+    # and each product goes straight into place instead of through a temporary.
+    disjoint = stride[0] >= kernel[0] and stride[1] >= kernel[1]
+    tiled = disjoint and stride == kernel and (ho * stride[0], wo * stride[1]) == padded_hw
+    xp = (np.empty if tiled else np.zeros)((n, c, *padded_hw), dtype=grad.dtype)
     for (_, window), weight in zip(_window_slices(kernel, stride, (ho, wo)), weights):
-        xp[window] += grad * weight
+        if disjoint:
+            np.multiply(grad, weight, out=xp[window])
+        else:
+            xp[window] += grad * weight
     return _crop(xp, input_hw, padding)
 
 
@@ -56,8 +64,7 @@ class MaxPool2d(Function):
             if best is None:
                 best, argmax = candidate.copy(), np.zeros(candidate.shape, dtype=np.int16)
                 continue
-            better = candidate > best  # strict: ties keep the first maximum
-            argmax[better] = k
+            np.putmask(argmax, candidate > best, k)  # strict: ties keep the first maximum
             np.maximum(best, candidate, out=best)
         ctx.argmax = argmax                                                # (N, C, Ho, Wo) winning offsets
         return best
