@@ -82,7 +82,7 @@ class Context:
             for i, a in enumerate(self.inputs):
                 if isinstance(a, Tensor) and a.data is arr:
                     refs.append(i)
-                    versions.append(a._version)
+                    versions.append(a._version_owner()._version)
                     break
             else:
                 refs.append(-1 if arr is data else None)
@@ -109,10 +109,11 @@ class Context:
                 tensors.append(Tensor._make(arr))
                 continue
             t = self.inputs[ref] if ref >= 0 else self.output()
-            if t._version != version:
+            now = t._version_owner()._version
+            if now != version:
                 raise RuntimeError(
                     f"backward of {self.name}: a tensor of shape {t.shape} that it saved for backward was modified "
-                    f"in place after the forward pass (version {version} at save, {t._version} now), so the "
+                    f"in place after the forward pass (version {version} at save, {now} now), so the "
                     "gradient would be wrong. Do in-place updates (e.g. optimizer.step()) after backward().")
             tensors.append(t)
         return tuple(tensors)
@@ -137,7 +138,11 @@ class Function:
       backward(ctx, grad): the VJP. `grad` is a Tensor shaped like the output; return one Tensor (or
         None) per positional argument of forward, written with Tensor ops so it can be differentiated.
     Call it with `MyOp.apply(*args, **attrs)`.
+    Set `view = True` on an op whose output may share memory with its first input (reshape, permute, ...):
+    the output then shares the input's version counter, so an in-place change of either is seen by both.
     """
+
+    view = False
 
     @staticmethod
     def forward(ctx: Context, *args: Any, **attrs: Any) -> np.ndarray:
@@ -150,10 +155,16 @@ class Function:
     @classmethod
     def apply(cls, *args: Any, **attrs: Any) -> Tensor:
         ctx = Context(cls, args, attrs)
-        out = cls.forward(ctx, *[a.data if isinstance(a, Tensor) else a for a in args], **attrs)
+        try:
+            out = cls.forward(ctx, *[a.data if isinstance(a, Tensor) else a for a in args], **attrs)
+        except ValueError as e:  # numpy's message (e.g. shapes that do not broadcast) does not name the op
+            shapes = " and ".join(str(a.shape) for a in args if isinstance(a, Tensor))
+            raise ValueError(f"{cls.__name__}: {e} (input shapes {shapes})") from None
         if type(out) is not np.ndarray:
             out = np.asarray(out)
         result = Tensor._make(out)
+        if cls.view and np.may_share_memory(out, args[0].data):
+            result._base = args[0]._version_owner()
         if Config.enable_grad:
             needs_input_grad = [isinstance(a, Tensor) and a.requires_grad for a in args]
             if True in needs_input_grad:
@@ -190,7 +201,7 @@ class Tensor:
     them) become float32, Python ints int64, unless `dtype` says otherwise.
     """
 
-    __slots__ = ("data", "grad", "requires_grad", "_ctx", "_version", "__weakref__")
+    __slots__ = ("data", "grad", "requires_grad", "_ctx", "_version", "_base", "__weakref__")
     __array_priority__ = 1000  # so `ndarray + Tensor` calls Tensor.__radd__
 
     def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None) -> None:
@@ -203,11 +214,12 @@ class Tensor:
         self.requires_grad = bool(requires_grad)
         self._ctx: Context | None = None
         self._version = 0
+        self._base: Tensor | None = None  # the tensor whose memory this one views (see Function.view)
 
     @classmethod
     def _make(cls, data: np.ndarray) -> Tensor:
         t = object.__new__(cls)
-        t.data, t.grad, t.requires_grad, t._ctx, t._version = data, None, False, None, 0
+        t.data, t.grad, t.requires_grad, t._ctx, t._version, t._base = data, None, False, None, 0, None
         return t
 
     # ---- basic properties ------------------------------------------------------------------------
@@ -245,8 +257,13 @@ class Tensor:
         return f"Tensor({body}, dtype={self.dtype}{extra})"
 
     def _bump_version(self) -> None:
-        """Record an in-place change, so a backward that saved this tensor refuses a stale value."""
-        self._version += 1
+        """Record an in-place change, so a backward that saved this tensor (or a view of it) refuses a stale
+        value."""
+        self._version_owner()._version += 1
+
+    def _version_owner(self) -> Tensor:
+        """The tensor whose version counter this one uses: its base if it is a view, else itself."""
+        return self if self._base is None else self._base
 
     # ---- differentiation -------------------------------------------------------------------------
     def backward(self, grad: Any = None, retain_graph: bool = False, create_graph: bool = False) -> None:
@@ -345,16 +362,19 @@ class Tensor:
         return ops.Reshape.apply(self, shape=shape)
 
     def flatten(self, start_dim: int = 1) -> Tensor:
-        start = start_dim % self.ndim if self.ndim else 0
-        return self.reshape(*self.shape[:start], -1)
+        (start,) = _norm_axis(start_dim, self.ndim, "flatten") if self.ndim else (0,)
+        # the size, not -1: a -1 is ambiguous for an empty batch (N = 0)
+        return self.reshape(*self.shape[:start], math.prod(self.shape[start:]))
 
     def permute(self, *axes: int) -> Tensor:
         axes = _shape_arg(axes)
-        if sorted(a % self.ndim for a in axes) != list(range(self.ndim)) or len(axes) != self.ndim:
+        if (len(axes) != self.ndim or not all(-self.ndim <= a < self.ndim for a in axes)
+                or sorted(a % self.ndim for a in axes) != list(range(self.ndim))):
             raise ValueError(f"permute: {axes} is not a permutation of the {self.ndim} axes of shape {self.shape}")
         return ops.Permute.apply(self, axes=tuple(a % self.ndim for a in axes))
 
     def transpose(self, dim0: int = -2, dim1: int = -1) -> Tensor:
+        _norm_axis((dim0, dim1), self.ndim, "transpose")  # a clear error for a dimension out of range
         axes = list(range(self.ndim))
         axes[dim0], axes[dim1] = axes[dim1], axes[dim0]
         return self.permute(*axes)
@@ -386,6 +406,7 @@ class Tensor:
         return out
 
     def log_softmax(self, axis: int = -1) -> Tensor:
+        _norm_axis(axis, self.ndim, "log_softmax")  # numpy's own error would not name the op
         shifted = self - self.data.max(axis=axis, keepdims=True)  # a constant shift: no gradient needed
         return shifted - shifted.exp().sum(axis, keepdims=True).log()
 
@@ -394,7 +415,11 @@ class Tensor:
 
     def pad(self, pad_width: Sequence[tuple[int, int]] | int, value: float = 0.0) -> Tensor:
         """Constant padding, `pad_width` as for `np.pad`: one (before, after) pair per axis, or an int."""
-        widths = np.broadcast_to(np.asarray(pad_width, dtype=np.int64), (self.ndim, 2))
+        try:
+            widths = np.broadcast_to(np.asarray(pad_width, dtype=np.int64), (self.ndim, 2))
+        except ValueError:
+            raise ValueError(f"pad: pad_width {pad_width!r} is not an int, one (before, after) pair, or one pair "
+                             f"for each of the {self.ndim} axes of shape {self.shape}") from None
         if (widths < 0).any():
             raise ValueError(f"pad: pad widths must be >= 0, got {pad_width}")
         return ops.Pad.apply(self, pad_width=tuple(map(tuple, widths.tolist())), value=value)
@@ -414,11 +439,17 @@ def _shape_arg(shape: tuple) -> tuple[int, ...]:
 
 
 def _norm_axis(axis: int | Sequence[int] | None, ndim: int, op: str) -> tuple[int, ...]:
-    axes = tuple(range(ndim)) if axis is None else (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    axes = tuple(range(ndim)) if axis is None else (axis,) if isinstance(axis, (int, np.integer)) else (
+        tuple(axis) if isinstance(axis, (tuple, list)) else None)
+    if axes is None or not all(isinstance(a, (int, np.integer)) and not isinstance(a, bool) for a in axes):
+        raise TypeError(f"{op}: axis must be None, an int or a sequence of ints, got {axis!r}")
     for a in axes:
         if not -ndim <= a < max(ndim, 1):
             raise ValueError(f"{op}: axis {a} is out of range for a tensor with {ndim} dimensions")
-    return tuple(sorted(a % ndim for a in axes)) if ndim else ()
+    normalized = tuple(sorted(a % ndim for a in axes)) if ndim else ()
+    if len(set(normalized)) != len(normalized):
+        raise ValueError(f"{op}: axis {axis!r} names a dimension more than once")
+    return normalized
 
 
 def _plain_index(index: Any) -> Any:

@@ -118,7 +118,9 @@ def softmax(x: Tensor, axis: int = -1) -> Tensor:
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """x @ weight.T + bias, weight shaped (out_features, in_features) as in PyTorch. (..., in) -> (..., out)"""
     x, weight = _as_tensor(x), _as_tensor(weight)
-    if weight.ndim != 2 or x.ndim < 1 or x.shape[-1] != weight.shape[1]:
+    if x.ndim < 1:
+        raise ValueError(f"linear: expected an input of shape (..., in_features), got shape {x.shape}")
+    if weight.ndim != 2 or x.shape[-1] != weight.shape[1]:
         raise ValueError(f"linear: input of shape {x.shape} needs a weight of shape (out_features, {x.shape[-1]}), "
                          f"got {weight.shape}")
     if bias is not None:

@@ -27,6 +27,7 @@ SEP = "/"  # joins nested keys into entry names; rejected inside keys, so names 
 META = "__meta__"
 FORMAT = "tinygrad_cnn.checkpoint"
 VERSION = 1
+ZIP_MAGIC, NPY_MAGIC, PICKLE_MAGIC = b"PK\x03\x04", b"\x93NUMPY", b"\x80"  # the formats np.load tells apart
 
 
 class CheckpointError(ValueError):
@@ -170,6 +171,11 @@ def _refusing_pickles(what: str) -> Iterator[None]:
 
 
 def _read(file: IO[bytes], path: str) -> dict[str, Any]:
+    head = file.read(len(NPY_MAGIC))
+    file.seek(0)
+    if head and not head.startswith((ZIP_MAGIC, NPY_MAGIC, PICKLE_MAGIC)):  # else numpy calls it a pickle
+        raise CheckpointError(f"load: {path} is not a readable checkpoint: it starts with {head!r}, not with the "
+                              f"zip signature {ZIP_MAGIC!r} of an .npz file written by save()")
     with _refusing_pickles(path):
         npz = np.load(file, allow_pickle=False)
     if not isinstance(npz, np.lib.npyio.NpzFile):

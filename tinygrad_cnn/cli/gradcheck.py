@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..tools import opsuite
 from ..tools.doctor import text_table
 from ..tools.gradcheck import InputError
 
@@ -31,6 +30,8 @@ def _worst(errors: list[InputError]) -> tuple[str, str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..tools import opsuite  # building the catalogue runs ops: only for this command, not on every CLI start
+
     cases = opsuite.CASES
     if args.op is not None:
         cases = [c for c in cases if c.op == args.op.lower()]

@@ -128,7 +128,7 @@ class Dropout(Module):
     """Zero each element with probability p in training mode and scale the rest by 1/(1-p)."""
 
     def __init__(self, p: float = 0.5) -> None:
-        if not 0 <= p < 1:
+        if isinstance(p, bool) or not isinstance(p, (int, float, np.floating)) or not 0 <= p < 1:
             raise ValueError(f"Dropout: p must be in [0, 1), got {p!r}")
         self.p = p
 

@@ -151,6 +151,8 @@ class Sum(Function):
 class Expand(Function):
     """Broadcast to a larger shape (the adjoint of Sum)."""
 
+    view = True
+
     @staticmethod
     def forward(ctx: Context, x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
         return np.broadcast_to(x, shape)

@@ -76,7 +76,7 @@ def _columns_of_grad(g: np.ndarray, w: np.ndarray, groups: int) -> np.ndarray:
     """(N, O, Ho, Wo) -> (N, G, CKK, Ho * Wo): w^T @ g, the gradient of every im2col column."""
     n, o = g.shape[:2]
     w_t = _as_group_matrices(w, groups).transpose(0, 2, 1)                 # (G, CKK, O/G)
-    return np.matmul(w_t, g.reshape(n, groups, o // groups, -1))
+    return np.matmul(w_t, g.reshape(n, groups, o // groups, g.shape[2] * g.shape[3]))
 
 
 def _input_grad_flat_shift(g: np.ndarray, w: np.ndarray, input_hw: Pair, padding: Pair, dilation: Pair,
@@ -91,13 +91,13 @@ def _input_grad_flat_shift(g: np.ndarray, w: np.ndarray, input_hw: Pair, padding
     hp, wp = input_hw[0] + 2 * ph, input_hw[1] + 2 * pw
     g_wide = np.zeros((n, o, ho, wp), dtype=g.dtype)                       # (N, O, Ho, Wp)
     g_wide[..., :wo] = g
-    cols = _columns_of_grad(g_wide, w, groups).reshape(n, -1, kh, kw, ho * wp)  # (N, C, KH, KW, Ho*Wp)
+    cols = _columns_of_grad(g_wide, w, groups).reshape(n, w.shape[1] * groups, kh, kw, ho * wp)  # (N, C, KH, KW, Ho*Wp)
     flat = np.zeros((n, cols.shape[1], hp * wp + (kw - 1) * dw), dtype=g.dtype)  # room for the last overhang
     for i in range(kh):
         for j in range(kw):
             start = i * dh * wp + j * dw
             flat[:, :, start:start + ho * wp] += cols[:, :, i, j]
-    xp = flat[:, :, :hp * wp].reshape(n, -1, hp, wp)                       # (N, C, Hp, Wp)
+    xp = flat[:, :, :hp * wp].reshape(n, flat.shape[1], hp, wp)                       # (N, C, Hp, Wp)
     return np.ascontiguousarray(xp[:, :, ph:ph + input_hw[0], pw:pw + input_hw[1]])
 
 
@@ -131,7 +131,7 @@ class Conv2dInputGrad(Function):
             return _input_grad_flat_shift(g, w, input_hw, padding, dilation, groups)
         n, _, ho, wo = g.shape
         cols = _columns_of_grad(g, w, groups)                              # (N, G, CKK, P)
-        cols = cols.reshape(n, -1, *w.shape[2:], ho, wo)                   # (N, C, KH, KW, Ho, Wo)
+        cols = cols.reshape(n, w.shape[1] * groups, *w.shape[2:], ho, wo)                   # (N, C, KH, KW, Ho, Wo)
         return col2im(cols, input_hw, w.shape[2:], stride, padding, dilation, (ho, wo))  # (N, C, H, W)
 
     @staticmethod
@@ -151,7 +151,7 @@ class Conv2dWeightGrad(Function):
         n, o = g.shape[:2]
         ctx.save_for_backward(x, g)
         cols = im2col(x, kernel_hw, stride, padding, dilation, groups) if _cols is None else _cols  # (N, G, CKK, P)
-        g_mat = g.reshape(n, groups, o // groups, -1)                      # (N, G, O/G, P)
+        g_mat = g.reshape(n, groups, o // groups, g.shape[2] * g.shape[3])                      # (N, G, O/G, P)
         dw = np.matmul(g_mat, cols.transpose(0, 1, 3, 2)).sum(axis=0)      # (N, G, O/G, CKK) -> (G, O/G, CKK)
         return dw.reshape(o, x.shape[1] // groups, *kernel_hw)
 

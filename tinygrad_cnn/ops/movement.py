@@ -10,6 +10,8 @@ from ..autograd import Context, Function, Tensor
 
 
 class Reshape(Function):
+    view = True
+
     @staticmethod
     def forward(ctx: Context, x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
         return x.reshape(shape)
@@ -20,6 +22,8 @@ class Reshape(Function):
 
 
 class Permute(Function):
+    view = True
+
     @staticmethod
     def forward(ctx: Context, x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
         return x.transpose(axes)
@@ -37,6 +41,8 @@ def _is_basic(index: Any) -> bool:
 
 class Getitem(Function):
     """x[index] with basic (slices, ints) or advanced (integer array) indexing."""
+
+    view = True  # basic indexing returns a view
 
     @staticmethod
     def forward(ctx: Context, x: np.ndarray, index: Any) -> np.ndarray:
