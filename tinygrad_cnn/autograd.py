@@ -69,9 +69,8 @@ class Context:
         # only lives for the duration of forward. `record` fills in the rest when the op is recorded.
         self.fn, self.inputs, self.attrs, self.saved = fn, inputs, attrs, ()
 
-    def record(self, output: Tensor, needs_input_grad: tuple[bool, ...]) -> None:
+    def record(self, output: Tensor) -> None:
         data = output.data
-        self.needs_input_grad = needs_input_grad
         self.output = weakref.ref(output)  # weak: the output owns its context, not the other way round
         self.out_shape, self.out_dtype = data.shape, data.dtype
         self.freed, self.site, self.grad_norm, self.module = False, None, None, Config.current_module
@@ -155,6 +154,9 @@ class Function:
     @classmethod
     def apply(cls, *args: Any, **attrs: Any) -> Tensor:
         ctx = Context(cls, args, attrs)
+        needs = [isinstance(a, Tensor) and a.requires_grad for a in args] if Config.enable_grad else ()
+        # Empty when the op will not be recorded, so a forward can skip what only its backward needs.
+        ctx.needs_input_grad = tuple(needs) if True in needs else ()
         try:
             out = cls.forward(ctx, *[a.data if isinstance(a, Tensor) else a for a in args], **attrs)
         except ValueError as e:  # numpy's message (e.g. shapes that do not broadcast) does not name the op
@@ -165,11 +167,9 @@ class Function:
         result = Tensor._make(out)
         if cls.view and np.may_share_memory(out, args[0].data):
             result._base = args[0]._version_owner()
-        if Config.enable_grad:
-            needs_input_grad = [isinstance(a, Tensor) and a.requires_grad for a in args]
-            if True in needs_input_grad:
-                ctx.record(result, tuple(needs_input_grad))
-                result._ctx, result.requires_grad = ctx, True
+        if ctx.needs_input_grad:
+            ctx.record(result)
+            result._ctx, result.requires_grad = ctx, True
         if Config.anomaly_hook is not None:
             Config.anomaly_hook(ctx, out, "forward")
         return result

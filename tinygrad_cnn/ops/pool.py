@@ -58,15 +58,17 @@ class MaxPool2d(Function):
     def forward(ctx: Context, x: np.ndarray, kernel: Pair, stride: Pair, padding: Pair) -> np.ndarray:
         xp = _pad_hw(x, padding, value=-np.inf)                            # (N, C, Hp, Wp)
         out_hw = _pooled_hw(x.shape[2:], kernel, stride, padding)
-        best = argmax = None
-        for k, window in _window_slices(kernel, stride, out_hw):
-            candidate = xp[window]                                         # (N, C, Ho, Wo) view
-            if best is None:
-                best, argmax = candidate.copy(), np.zeros(candidate.shape, dtype=np.int16)
-                continue
+        windows = (xp[window] for _, window in _window_slices(kernel, stride, out_hw))  # (N, C, Ho, Wo) views
+        best = next(windows).copy()
+        if not ctx.needs_input_grad:  # inference: the maximum alone, no record of the winners
+            for candidate in windows:
+                np.maximum(best, candidate, out=best)
+            return best
+        argmax = np.zeros(best.shape, dtype=np.int16)                      # (N, C, Ho, Wo) winning offsets
+        for k, candidate in enumerate(windows, start=1):
             np.putmask(argmax, candidate > best, k)  # strict: ties keep the first maximum
             np.maximum(best, candidate, out=best)
-        ctx.argmax = argmax                                                # (N, C, Ho, Wo) winning offsets
+        ctx.argmax = argmax
         return best
 
     @staticmethod

@@ -59,15 +59,20 @@ def _fmt(value: float, unit: str = "s") -> str:
     return f"{value * 1e3:.2f} ms" if value < 10 else f"{value:.1f} s"
 
 
-def interleaved_medians(fns: list[Callable[[], object]], repeats: int, inner: int = 1,
+def interleaved_medians(fns: list[Callable[[], object]], repeats: int, inner: int = 5, settle: int = 2,
                         warmup: int = 3) -> list[float]:
-    """Median seconds per call of each function, timed in alternation so drifts in load hit all alike."""
+    """Median seconds per call of each function, timed in alternating blocks of `inner` calls so that
+    drifts in machine load hit all alike. Each block starts after `settle` untimed calls: the thread
+    pools of the framework that ran just before keep spinning for a moment and would be billed to the
+    next one otherwise."""
     for fn in fns:
         for _ in range(warmup):
             fn()
     times: list[list[float]] = [[] for _ in fns]
     for _ in range(repeats):
         for fn, bucket in zip(fns, times):
+            for _ in range(settle):
+                fn()
             start = time.perf_counter()
             for _ in range(inner):
                 fn()
