@@ -19,6 +19,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import tinygrad_cnn.functional as F
+import tinygrad_cnn.ops.conv as conv_ops
 from tinygrad_cnn import Tensor, grad
 
 torch = pytest.importorskip("torch")
@@ -86,6 +87,14 @@ def test_conv2d_grid(stride: int, padding: int, dilation: int, groups: int, bias
 @pytest.mark.parametrize("stride, padding, dilation", [((1, 2), (2, 0), (2, 1)), ((3, 1), (0, 1), (1, 2))])
 def test_conv2d_pair_params(stride: tuple, padding: tuple, dilation: tuple) -> None:
     check_conv2d(2, 4, (8, 7), 4, (2, 3), True, stride, padding, dilation, 2)
+
+
+@pytest.mark.parametrize("stride", [1, 2], ids=lambda s: f"s{s}")
+def test_conv2d_over_several_batch_chunks(monkeypatch: pytest.MonkeyPatch, stride: int) -> None:
+    # The conv primitives work through the batch BATCH_CHUNK images at a time (64 in real use); with
+    # chunks of 2, a batch of 5 takes three chunks, the last one short.
+    monkeypatch.setattr(conv_ops, "BATCH_CHUNK", 2)
+    check_conv2d(5, 4, (6, 5), 6, (3, 2), True, stride, 1, 1, 2)
 
 
 @st.composite

@@ -91,14 +91,32 @@ def _input_grad_flat_shift(g: np.ndarray, w: np.ndarray, input_hw: Pair, padding
     hp, wp = input_hw[0] + 2 * ph, input_hw[1] + 2 * pw
     g_wide = np.zeros((n, o, ho, wp), dtype=g.dtype)                       # (N, O, Ho, Wp)
     g_wide[..., :wo] = g
-    cols = _columns_of_grad(g_wide, w, groups).reshape(n, w.shape[1] * groups, kh, kw, ho * wp)  # (N, C, KH, KW, Ho*Wp)
+    cols = _columns_of_grad(g_wide, w, groups)                             # (N, G, CKK, Ho*Wp)
+    cols = cols.reshape(n, w.shape[1] * groups, kh, kw, ho * wp)           # (N, C, KH, KW, Ho*Wp)
     flat = np.zeros((n, cols.shape[1], hp * wp + (kw - 1) * dw), dtype=g.dtype)  # room for the last overhang
     for i in range(kh):
         for j in range(kw):
             start = i * dh * wp + j * dw
             flat[:, :, start:start + ho * wp] += cols[:, :, i, j]
-    xp = flat[:, :, :hp * wp].reshape(n, flat.shape[1], hp, wp)                       # (N, C, Hp, Wp)
-    return np.ascontiguousarray(xp[:, :, ph:ph + input_hw[0], pw:pw + input_hw[1]])
+    xp = flat[:, :, :hp * wp].reshape(n, flat.shape[1], hp, wp)           # (N, C, Hp, Wp)
+    return xp[:, :, ph:ph + input_hw[0], pw:pw + input_hw[1]]              # (N, C, H, W) view
+
+
+# Images per GEMM batch. A chunk's im2col columns stay in cache while they are used: at batch 256 this
+# made conv2d's forward and gradients 1.1-1.7x faster than one pass over the whole batch.
+BATCH_CHUNK = 64
+
+
+def _chunks(n: int) -> list[slice]:
+    return [slice(start, start + BATCH_CHUNK) for start in range(0, n, BATCH_CHUNK)]
+
+
+def _input_grad_col2im(g: np.ndarray, w: np.ndarray, input_hw: Pair, stride: Pair, padding: Pair,
+                       dilation: Pair, groups: int) -> np.ndarray:
+    n, _, ho, wo = g.shape
+    cols = _columns_of_grad(g, w, groups)                                  # (N, G, CKK, P)
+    cols = cols.reshape(n, w.shape[1] * groups, *w.shape[2:], ho, wo)      # (N, C, KH, KW, Ho, Wo)
+    return col2im(cols, input_hw, w.shape[2:], stride, padding, dilation, (ho, wo))  # (N, C, H, W)
 
 
 class Conv2d(Function):
@@ -106,11 +124,17 @@ class Conv2d(Function):
     def forward(ctx: Context, x: np.ndarray, w: np.ndarray, stride: Pair, padding: Pair, dilation: Pair,
                 groups: int) -> np.ndarray:
         n, o = x.shape[0], w.shape[0]
-        cols = im2col(x, w.shape[2:], stride, padding, dilation, groups)   # (N, G, CKK, P)
-        y = np.matmul(_as_group_matrices(w, groups), cols)                 # (G, O/G, CKK) @ -> (N, G, O/G, P)
+        out_hw = _out_hw(x.shape[2:], w.shape[2:], stride, padding, dilation)
+        y = np.empty((n, o, *out_hw), dtype=np.result_type(x, w))          # (N, O, Ho, Wo)
+        w_mat = _as_group_matrices(w, groups)                              # (G, O/G, CKK)
+        ctx.cols = []  # the weight gradient needs the same columns: keep them instead of rebuilding
+        for b in _chunks(n):
+            cols = im2col(x[b], w.shape[2:], stride, padding, dilation, groups)  # (B, G, CKK, P)
+            y_b = y[b].reshape(cols.shape[0], groups, o // groups, cols.shape[3])  # a view of y: (B, G, O/G, P)
+            np.matmul(w_mat, cols, out=y_b)
+            ctx.cols.append(cols)
         ctx.save_for_backward(x, w)
-        ctx.cols = cols  # the weight gradient needs the same columns: keep them instead of rebuilding
-        return y.reshape(n, o, *_out_hw(x.shape[2:], w.shape[2:], stride, padding, dilation))
+        return y
 
     @staticmethod
     def backward(ctx: Context, grad: Tensor) -> tuple[Tensor | None, Tensor | None]:
@@ -127,12 +151,13 @@ class Conv2dInputGrad(Function):
     def forward(ctx: Context, g: np.ndarray, w: np.ndarray, input_hw: Pair, stride: Pair, padding: Pair,
                 dilation: Pair, groups: int) -> np.ndarray:
         ctx.save_for_backward(g, w)
-        if stride == (1, 1):
-            return _input_grad_flat_shift(g, w, input_hw, padding, dilation, groups)
-        n, _, ho, wo = g.shape
-        cols = _columns_of_grad(g, w, groups)                              # (N, G, CKK, P)
-        cols = cols.reshape(n, w.shape[1] * groups, *w.shape[2:], ho, wo)                   # (N, C, KH, KW, Ho, Wo)
-        return col2im(cols, input_hw, w.shape[2:], stride, padding, dilation, (ho, wo))  # (N, C, H, W)
+        dx = np.empty((g.shape[0], w.shape[1] * groups, *input_hw), dtype=np.result_type(g, w))  # (N, C, H, W)
+        for b in _chunks(g.shape[0]):
+            if stride == (1, 1):
+                dx[b] = _input_grad_flat_shift(g[b], w, input_hw, padding, dilation, groups)
+            else:
+                dx[b] = _input_grad_col2im(g[b], w, input_hw, stride, padding, dilation, groups)
+        return dx
 
     @staticmethod
     def backward(ctx: Context, u: Tensor) -> tuple[Tensor | None, Tensor | None]:
@@ -147,13 +172,16 @@ class Conv2dWeightGrad(Function):
 
     @staticmethod
     def forward(ctx: Context, x: np.ndarray, g: np.ndarray, kernel_hw: Pair, stride: Pair, padding: Pair,
-                dilation: Pair, groups: int, _cols: np.ndarray | None = None) -> np.ndarray:
-        n, o = g.shape[:2]
+                dilation: Pair, groups: int, _cols: list[np.ndarray] | None = None) -> np.ndarray:
+        o, c = g.shape[1], x.shape[1]
         ctx.save_for_backward(x, g)
-        cols = im2col(x, kernel_hw, stride, padding, dilation, groups) if _cols is None else _cols  # (N, G, CKK, P)
-        g_mat = g.reshape(n, groups, o // groups, g.shape[2] * g.shape[3])                      # (N, G, O/G, P)
-        dw = np.matmul(g_mat, cols.transpose(0, 1, 3, 2)).sum(axis=0)      # (N, G, O/G, CKK) -> (G, O/G, CKK)
-        return dw.reshape(o, x.shape[1] // groups, *kernel_hw)
+        dw = np.zeros((groups, o // groups, c // groups * kernel_hw[0] * kernel_hw[1]),
+                      dtype=np.result_type(x, g))                          # (G, O/G, CKK)
+        for k, b in enumerate(_chunks(x.shape[0])):
+            cols = im2col(x[b], kernel_hw, stride, padding, dilation, groups) if _cols is None else _cols[k]
+            g_mat = g[b].reshape(cols.shape[0], groups, o // groups, cols.shape[3])  # (B, G, O/G, P)
+            dw += np.matmul(g_mat, cols.transpose(0, 1, 3, 2)).sum(axis=0)  # (B, G, O/G, CKK) -> (G, O/G, CKK)
+        return dw.reshape(o, c // groups, *kernel_hw)
 
     @staticmethod
     def backward(ctx: Context, u: Tensor) -> tuple[Tensor | None, Tensor | None]:
