@@ -10,6 +10,7 @@ grad mode on (`create_graph=True`) records the backward pass as a graph of its o
 from __future__ import annotations
 
 import contextlib
+import gc
 import math
 import weakref
 from collections.abc import Iterator, Sequence
@@ -474,6 +475,19 @@ def _seed_grad(root: Tensor, grad: Any, op: str) -> Tensor:
     return seed
 
 
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """The backward sweep makes many short-lived objects and no reference cycles, so the cyclic
+    collector would only re-walk the heap (slow when big libraries are imported). Paused, then restored."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def _norm(a: np.ndarray) -> float:
     flat = a.reshape(-1)
     # Large arrays use einsum, not BLAS: a threaded dot can wait ~ms for its threads on a busy machine.
@@ -497,7 +511,7 @@ def _backprop(root: Tensor, seed: Tensor, retain_graph: bool, create_graph: bool
     grads: dict[int, Tensor] = {id(root): seed}
     result: dict[int, tuple[Tensor, Tensor]] = {}
     hook = Config.anomaly_hook
-    with _set_grad_mode(create_graph):
+    with _set_grad_mode(create_graph), _gc_paused():
         for t in reversed(topo):
             g = grads.pop(id(t), None)
             if g is None:  # every path from here to the root carried no gradient

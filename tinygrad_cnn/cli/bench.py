@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from ..perf import tune_malloc
-from ..tools.bench import profile_train_step, run_benchmarks
+from ..perf import freeze_gc, tune_malloc
+from ..tools.bench import has_torch, profile_train_step, run_benchmarks
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -20,7 +20,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     tuned = False if args.default_malloc else tune_malloc()
-    print(f"allocator thresholds raised: {tuned} (applies to both frameworks in this process)")
+    if has_torch():
+        import torch  # noqa: F401  (imported before freezing, as a training script would)
+    freeze_gc()
+    print(f"allocator thresholds raised: {tuned}; imports frozen out of the garbage collector "
+          "(both apply to both frameworks in this process)")
     print(run_benchmarks(args.repeats, args.quick, tuned))
     if args.profile:
         print()

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from .. import training
 from ..data import MNISTError, load_mnist
-from ..perf import tune_malloc
+from ..perf import freeze_gc, tune_malloc
 from ..serialization import CheckpointError
 
 INTERRUPTED = 130  # the shell's code for a process stopped by SIGINT
@@ -73,6 +73,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     tune_malloc()  # before the big arrays are allocated; see tinygrad_cnn.perf
+    freeze_gc()
     given = {name: getattr(args, name) for name in ("epochs", "batch_size", "lr", "optimizer", "momentum",
                                                     "lr_decay", "seed", "limit_train", "limit_test")}
     try:

@@ -192,11 +192,12 @@ def conv1_step(x: np.ndarray, w: Tensor, grad: np.ndarray) -> Callable[[], None]
 
 _MEMORY_PROBE = """
 import json, sys
-from tinygrad_cnn.perf import tune_malloc
+from tinygrad_cnn.perf import freeze_gc, tune_malloc
 from tinygrad_cnn.tools import bench
 framework, batch, steps, tuned = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "tuned"
 if tuned:
     tune_malloc()
+freeze_gc()
 step = (bench.our_train_step if framework == "ours" else bench.torch_train_step)(batch)
 with open("/proc/self/clear_refs", "w") as f:
     f.write("5")  # reset the kernel's peak-RSS mark (VmHWM), so imports and setup do not count
