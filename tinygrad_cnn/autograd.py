@@ -299,8 +299,9 @@ class Tensor:
     def _lift(self, other: Any) -> Tensor:
         if isinstance(other, Tensor):
             return other
-        if isinstance(other, (int, float, bool)) and self.dtype.kind == "f":
-            return Tensor._make(np.asarray(other, dtype=self.dtype))  # a scalar keeps our precision
+        dtype = self.data.dtype
+        if isinstance(other, (int, float)) and dtype.kind == "f":
+            return Tensor._make(np.array(other, dtype=dtype))  # a scalar keeps our precision
         return Tensor(other)
 
     def __add__(self, other: Any) -> Tensor: return ops.Add.apply(self, self._lift(other))
