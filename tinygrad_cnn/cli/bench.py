@@ -10,7 +10,7 @@ from ..tools.bench import has_torch, profile_train_step, run_benchmarks
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("bench", help="time LeNet training/inference against PyTorch and a loop conv")
-    p.add_argument("--repeats", type=int, default=30, help="timed repetitions per workload (default 30)")
+    p.add_argument("--repeats", type=int, default=15, help="timed blocks per workload (default 15)")
     p.add_argument("--quick", action="store_true", help="fewer repetitions, for a fast look")
     p.add_argument("--profile", action="store_true", help="also print where one training step's time goes")
     p.add_argument("--default-malloc", action="store_true",

@@ -59,20 +59,21 @@ def _fmt(value: float, unit: str = "s") -> str:
     return f"{value * 1e3:.2f} ms" if value < 10 else f"{value:.1f} s"
 
 
-def interleaved_medians(fns: list[Callable[[], object]], repeats: int, inner: int = 5, settle: int = 2,
+def interleaved_medians(fns: list[Callable[[], object]], repeats: int, inner: int = 10, pause: float = 0.3,
                         warmup: int = 3) -> list[float]:
     """Median seconds per call of each function, timed in alternating blocks of `inner` calls so that
-    drifts in machine load hit all alike. Each block starts after `settle` untimed calls: the thread
-    pools of the framework that ran just before keep spinning for a moment and would be billed to the
-    next one otherwise."""
+    drifts in machine load hit all alike. Each block starts after a `pause` and one untimed call: the
+    BLAS and OpenMP threads of whatever ran before keep spinning for a while after it returns, and
+    without the pause that spinning is billed to the next block (in our measurement it made PyTorch's
+    LeNet step look ~2x slower right after a numpy step)."""
     for fn in fns:
         for _ in range(warmup):
             fn()
     times: list[list[float]] = [[] for _ in fns]
     for _ in range(repeats):
         for fn, bucket in zip(fns, times):
-            for _ in range(settle):
-                fn()
+            time.sleep(pause)
+            fn()
             start = time.perf_counter()
             for _ in range(inner):
                 fn()
@@ -235,7 +236,7 @@ def has_torch() -> bool:
     return True
 
 
-def run_benchmarks(repeats: int = 30, quick: bool = False, tuned_malloc: bool = False,
+def run_benchmarks(repeats: int = 15, quick: bool = False, tuned_malloc: bool = False,
                    rss_probe: bool = True) -> Report:
     """The issue-6 workloads: LeNet training steps (batch 64, 256), inference on 1,000 images, the
     per-op engine overhead, conv1 against the textbook loop, and memory (in subprocesses)."""
@@ -246,8 +247,7 @@ def run_benchmarks(repeats: int = 30, quick: bool = False, tuned_malloc: bool = 
 
         torch.set_num_threads(2)
     repeats = max(5, repeats // 3) if quick else repeats
-    # Engine-only workloads first: PyTorch's thread pool keeps spinning for a while after it runs.
-    (chain,) = interleaved_medians([op_chain(1000)], max(5, repeats // 3))
+    (chain,) = interleaved_medians([op_chain(1000)], repeats)
     report.rows.append(Row("engine: 1,000 tiny ops forward+backward", chain, None,
                            note=f"{chain / 1000 * 1e6:.1f} us per op"))
     x, _ = lenet_batch(64)
@@ -262,10 +262,10 @@ def run_benchmarks(repeats: int = 30, quick: bool = False, tuned_malloc: bool = 
                            note=f"{loop / ours:,.0f}x faster than the loop"))
     for batch in (64, 256):
         fns = [our_train_step(batch)] + ([torch_train_step(batch)] if torch_ok else [])
-        times = interleaved_medians(fns, repeats if batch == 64 else max(5, repeats // 2))
+        times = interleaved_medians(fns, repeats)
         report.rows.append(Row(f"LeNet train step, batch {batch}", times[0], times[1] if torch_ok else None))
     fns = [our_inference(1000, 100)] + ([torch_inference(1000)] if torch_ok else [])
-    times = interleaved_medians(fns, max(5, repeats // 2))
+    times = interleaved_medians(fns, repeats)
     report.rows.append(Row("LeNet inference, 1,000 images (chunks of 100)", times[0],
                            times[1] if torch_ok else None))
     if rss_probe and sys.platform == "linux":
