@@ -14,13 +14,14 @@ import collections
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import helpers
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import tinygrad_cnn.functional as F
-from tinygrad_cnn import Tensor, grad
+from tinygrad_cnn import Tensor
 from tinygrad_cnn.ops.conv import conv_out_size
 
 torch = pytest.importorskip("torch")
@@ -52,30 +53,7 @@ def one_torch_thread(request: pytest.FixtureRequest) -> Iterator[None]:
 
 def assert_matches_torch(name: str, ours: Callable[..., Tensor], theirs: Callable[..., Any], arrays: list[np.ndarray],
                          seed: int) -> None:
-    """Forward value, gradients g_i = J_i^T v w.r.t. every array for a random upstream gradient v, and the
-    second derivatives: the gradient of sum_i <g_i, u_i> (random u_i) w.r.t. every array and v."""
-    rng = np.random.default_rng(seed + 1)
-    xs = [Tensor(a.copy(), requires_grad=True) for a in arrays]
-    ts = [torch.tensor(a, requires_grad=True) for a in arrays]
-    with np.errstate(divide="ignore", invalid="ignore"):  # a mean over an empty batch is 0/0 = nan, as in torch
-        y, y_torch = ours(*xs), theirs(*ts)
-        assert y.shape == tuple(y_torch.shape)
-        np.testing.assert_allclose(y.data, y_torch.detach().numpy(), **TOL, err_msg="forward")
-        v = rng.standard_normal(y.shape)
-        v_ours, v_torch = Tensor(v, requires_grad=True), torch.tensor(v, requires_grad=True)
-        grads = grad(y, xs, grad_outputs=v_ours, create_graph=True)
-        grads_torch = torch.autograd.grad(y_torch, ts, grad_outputs=v_torch, create_graph=True)
-        for i, (g, g_torch) in enumerate(zip(grads, grads_torch)):
-            np.testing.assert_allclose(g.data, g_torch.detach().numpy(), **TOL, err_msg=f"gradient of input {i}")
-        us = [rng.standard_normal(a.shape) for a in arrays]
-        total = sum((g * u).sum() for g, u in zip(grads, us))
-        total_torch = sum((g * torch.tensor(u)).sum() for g, u in zip(grads_torch, us))
-        second = grad(total, [*xs, v_ours], allow_unused=True)
-    second_torch = torch.autograd.grad(total_torch, [*ts, v_torch], allow_unused=True, materialize_grads=True)
-    for i, (gg, gg_torch) in enumerate(zip(second, second_torch)):
-        which = "the upstream gradient" if i == len(xs) else f"input {i}"
-        np.testing.assert_allclose(0.0 if gg is None else gg.data, gg_torch.numpy(), **TOL,
-                                   err_msg=f"second derivative with respect to {which}")
+    helpers.assert_matches_torch(ours, theirs, arrays, seed + 1, tol=TOL["rtol"])
     RUN[name] += 1
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import helpers
 import numpy as np
 import pytest
 from helpers import Inputs
@@ -20,7 +21,7 @@ from hypothesis import strategies as st
 
 import tinygrad_cnn.functional as F
 import tinygrad_cnn.ops.conv as conv_ops
-from tinygrad_cnn import Tensor, grad
+from tinygrad_cnn import Tensor
 
 torch = pytest.importorskip("torch")
 TF = torch.nn.functional
@@ -38,28 +39,7 @@ def one_torch_thread() -> Iterator[None]:
 
 def assert_matches_torch(ours: Callable[..., Tensor], theirs: Callable[..., Any], *arrays: np.ndarray,
                          seed: int = 0) -> None:
-    rng = np.random.default_rng(seed)
-    xs = [Tensor(a.copy(), requires_grad=True) for a in arrays]
-    ts = [torch.tensor(a, requires_grad=True) for a in arrays]
-    y, yt = ours(*xs), theirs(*ts)
-    np.testing.assert_allclose(y.data, yt.detach().numpy(), **TOL, err_msg="forward")
-
-    v = rng.standard_normal(y.shape)
-    v_ours, v_torch = Tensor(v, requires_grad=True), torch.tensor(v, requires_grad=True)
-    gs = grad(y, xs, grad_outputs=v_ours, create_graph=True)
-    gts = torch.autograd.grad(yt, ts, grad_outputs=v_torch, create_graph=True)
-    for i, (g, gt) in enumerate(zip(gs, gts)):
-        np.testing.assert_allclose(g.data, gt.detach().numpy(), **TOL, err_msg=f"gradient of input {i}")
-
-    us = [rng.standard_normal(a.shape) for a in arrays]
-    total = sum((g * u).sum() for g, u in zip(gs, us))
-    total_torch = sum((g * torch.tensor(u)).sum() for g, u in zip(gts, us))
-    ggs = grad(total, [*xs, v_ours], allow_unused=True)
-    ggts = torch.autograd.grad(total_torch, [*ts, v_torch], allow_unused=True, materialize_grads=True)
-    for i, (gg, ggt) in enumerate(zip(ggs, ggts)):
-        which = "the upstream gradient" if i == len(xs) else f"input {i}"
-        np.testing.assert_allclose(0.0 if gg is None else gg.data, ggt.detach().numpy(), **TOL,
-                                   err_msg=f"second derivative with respect to {which}")
+    helpers.assert_matches_torch(ours, theirs, list(arrays), seed, tol=TOL["rtol"])
 
 
 I = Inputs(seed=1)  # noqa: E741
