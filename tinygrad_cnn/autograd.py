@@ -137,7 +137,8 @@ class Function:
       forward(ctx, *args, **attrs): numpy arrays in (Tensor arguments are unwrapped), numpy array out.
       backward(ctx, grad): the VJP. `grad` is a Tensor shaped like the output; return one Tensor (or
         None) per positional argument of forward, written with Tensor ops so it can be differentiated.
-    Call it with `MyOp.apply(*args, **attrs)`.
+    Call it with `MyOp.apply(*args, **attrs)`. In forward, `ctx.needs_input_grad` holds one flag per
+    argument, or is empty when the op is not recorded (no_grad, or no input requires grad).
     Set `view = True` on an op whose output may share memory with its first input (reshape, permute, ...):
     the output then shares the input's version counter, so an in-place change of either is seen by both.
     """
