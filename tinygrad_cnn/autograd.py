@@ -27,16 +27,13 @@ class Config:
     current_module = None  # the nn.Module whose forward is running: recorded on each op for drawing
 
 
-def _set_grad_mode(mode: bool) -> contextlib.AbstractContextManager:
-    @contextlib.contextmanager
-    def switch() -> Iterator[None]:
-        previous, Config.enable_grad = Config.enable_grad, mode
-        try:
-            yield
-        finally:
-            Config.enable_grad = previous
-
-    return switch()
+@contextlib.contextmanager
+def _set_grad_mode(mode: bool) -> Iterator[None]:
+    previous, Config.enable_grad = Config.enable_grad, mode
+    try:
+        yield
+    finally:
+        Config.enable_grad = previous
 
 
 def no_grad() -> contextlib.AbstractContextManager:
