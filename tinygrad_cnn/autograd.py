@@ -177,16 +177,13 @@ class Function:
 def _as_array(data: Any, dtype: Any) -> np.ndarray:
     if isinstance(data, Tensor):
         data = data.data
-    if isinstance(data, (np.ndarray, np.generic)):
+    try:
         arr = np.asarray(data, dtype=dtype)
-    else:
-        try:
-            arr = np.asarray(data, dtype=dtype)
-        except ValueError as e:  # ragged nested lists
-            raise ValueError(f"Tensor: cannot build an array from {type(data).__name__} data ({e}); "
-                             "expected a number, a rectangular nested list or an ndarray") from None
-        if dtype is None and arr.dtype == np.float64:
-            arr = arr.astype(np.float32)  # Python floats default to float32, as in PyTorch
+    except ValueError as e:  # ragged nested lists
+        raise ValueError(f"Tensor: cannot build an array from {type(data).__name__} data ({e}); "
+                         "expected a number, a rectangular nested list or an ndarray") from None
+    if dtype is None and arr.dtype == np.float64 and not isinstance(data, (np.ndarray, np.generic)):
+        arr = arr.astype(np.float32)  # Python floats default to float32, as in PyTorch; arrays keep theirs
     if arr.dtype.kind not in "biuf":
         raise TypeError(f"Tensor: unsupported dtype {arr.dtype} (from {type(data).__name__}); "
                         "expected bool, integer or floating-point data")
