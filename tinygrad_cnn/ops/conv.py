@@ -9,7 +9,8 @@ conv2d is linear in x and in w, so <g, conv2d(x, w)> = <conv2d_input_grad(g, w),
 two, which is why every VJP below is one of the three ops and double backward works for all of them.
 
 All three go through the same im2col layout: per image, the (C/G * KH * KW, Ho * Wo) matrix of input
-windows, so each conv is one batched GEMM (N, G, O/G, CKK) @ (N, G, CKK, P); no loops over pixels.
+windows, so each conv is a batched GEMM (G, O/G, CKK) @ (N, G, CKK, P) per chunk of images; no loops
+over pixels.
 Shapes use P = Ho * Wo and CKK = C/G * KH * KW.
 """
 
