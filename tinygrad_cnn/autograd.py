@@ -28,12 +28,20 @@ class Config:
 
 
 @contextlib.contextmanager
-def _set_grad_mode(mode: bool) -> Iterator[None]:
-    previous, Config.enable_grad = Config.enable_grad, mode
+def using_config(**values: Any) -> Iterator[None]:
+    """Set `Config` switches for the duration of a `with` block (as DeZero's `using_config`)."""
+    previous = {name: getattr(Config, name) for name in values}
+    for name, value in values.items():
+        setattr(Config, name, value)
     try:
         yield
     finally:
-        Config.enable_grad = previous
+        for name, value in previous.items():
+            setattr(Config, name, value)
+
+
+def _set_grad_mode(mode: bool) -> contextlib.AbstractContextManager:
+    return using_config(enable_grad=mode)
 
 
 def no_grad() -> contextlib.AbstractContextManager:

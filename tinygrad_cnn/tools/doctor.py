@@ -23,13 +23,13 @@ import os
 import re
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from ..autograd import Config, Context, Tensor, _backprop, enable_grad, grad, no_grad
+from ..autograd import Context, Tensor, _backprop, enable_grad, grad, no_grad, using_config
 from ..ops import Max, MaxPool2d, Relu
 from ..ops.conv import col2im, conv_out_size, window_view
 from .gradcheck import relative_error
@@ -125,13 +125,8 @@ def _check_anomaly(ctx: Context, array: np.ndarray, phase: str) -> None:
         raise _anomaly(ctx, array, phase)
 
 
-@contextlib.contextmanager
-def _anomaly_hook(hook: Callable[[Context, np.ndarray, str], None] | None) -> Iterator[None]:
-    previous, Config.anomaly_hook = Config.anomaly_hook, hook
-    try:
-        yield
-    finally:
-        Config.anomaly_hook = previous
+def _anomaly_hook(hook: Callable[[Context, np.ndarray, str], None] | None) -> contextlib.AbstractContextManager:
+    return using_config(anomaly_hook=hook)
 
 
 def record_sites() -> contextlib.AbstractContextManager:
