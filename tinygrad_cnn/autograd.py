@@ -68,7 +68,7 @@ class Context:
     """
 
     __slots__ = ("fn", "inputs", "attrs", "saved", "needs_input_grad", "saved_refs", "saved_versions", "output",
-                 "out_shape", "out_dtype", "freed", "site", "grad_norm", "module", "__dict__")
+                 "out_shape", "out_dtype", "freed", "site", "_grad_seen", "module", "__dict__")
 
     def __init__(self, fn: type[Function], inputs: tuple, attrs: dict) -> None:
         # Kept minimal: under no_grad (including every backward without create_graph) the context
@@ -79,7 +79,7 @@ class Context:
         data = output.data
         self.output = weakref.ref(output)  # weak: the output owns its context, not the other way round
         self.out_shape, self.out_dtype = data.shape, data.dtype
-        self.freed, self.site, self.grad_norm, self.module = False, None, None, Config.current_module
+        self.freed, self.site, self._grad_seen, self.module = False, None, None, Config.current_module
         # Which saved arrays are an input's or the output's data: those come back as that very Tensor
         # (keeping the VJP connected to the graph) and their version is checked at unpack time.
         refs, versions = [], []
@@ -97,6 +97,18 @@ class Context:
     @property
     def name(self) -> str:
         return self.fn.__name__
+
+    @property
+    def grad_norm(self) -> float | None:
+        """Norm of the gradient that reached this op's output in the last backward (None before any)."""
+        if isinstance(self._grad_seen, np.ndarray):
+            self._grad_seen = _norm(self._grad_seen)
+        return self._grad_seen
+
+    def _see_grad(self, grad: np.ndarray) -> None:
+        # A drawing of the graph needs each gradient's norm after backward. Small gradients are kept and
+        # measured on demand (a norm costs ~1 us, as much as a tiny op); large ones are measured now.
+        self._grad_seen = grad if grad.size <= _KEEP_GRAD_SIZE else _norm(grad)
 
     def save_for_backward(self, *arrays: np.ndarray) -> None:
         """Keep arrays for `backward`; an input's or the output's array comes back as that Tensor."""
@@ -492,6 +504,9 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
+_KEEP_GRAD_SIZE = 4096  # elements: 16 KiB of float32
+
+
 def _norm(a: np.ndarray) -> float:
     flat = a.reshape(-1)
     # Large arrays use einsum, not BLAS: a threaded dot can wait ~ms for its threads on a busy machine.
@@ -524,7 +539,7 @@ def _backprop(root: Tensor, seed: Tensor, retain_graph: bool, create_graph: bool
                 result[id(t)] = (t, g)
                 continue
             ctx = t._ctx
-            ctx.grad_norm = _norm(g.data)  # all that a drawing of this gradient needs once buffers are freed
+            ctx._see_grad(g.data)
             in_grads = ctx.fn.backward(ctx, g)
             if type(in_grads) is not tuple:
                 in_grads = (in_grads,)
