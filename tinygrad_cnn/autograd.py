@@ -40,18 +40,14 @@ def using_config(**values: Any) -> Iterator[None]:
             setattr(Config, name, value)
 
 
-def _set_grad_mode(mode: bool) -> contextlib.AbstractContextManager:
-    return using_config(enable_grad=mode)
-
-
 def no_grad() -> contextlib.AbstractContextManager:
     """Context manager (and decorator, as `@no_grad()`) inside which no graph is recorded."""
-    return _set_grad_mode(False)
+    return using_config(enable_grad=False)
 
 
 def enable_grad() -> contextlib.AbstractContextManager:
     """Context manager that turns graph recording back on, e.g. inside `no_grad()`."""
-    return _set_grad_mode(True)
+    return using_config(enable_grad=True)
 
 
 def is_grad_enabled() -> bool:
@@ -530,7 +526,7 @@ def _backprop(root: Tensor, seed: Tensor, retain_graph: bool, create_graph: bool
     grads: dict[int, Tensor] = {id(root): seed}
     result: dict[int, tuple[Tensor, Tensor]] = {}
     hook = Config.anomaly_hook
-    with _set_grad_mode(create_graph), _gc_paused():
+    with using_config(enable_grad=create_graph), _gc_paused():
         for t in reversed(topo):
             g = grads.pop(id(t), None)
             if g is None:  # every path from here to the root carried no gradient

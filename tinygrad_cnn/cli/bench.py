@@ -6,11 +6,12 @@ import argparse
 
 from ..perf import freeze_gc, tune_malloc
 from ..tools.bench import has_torch, profile_train_step, run_benchmarks
+from .args import bounded
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("bench", help="time LeNet training/inference against PyTorch and a loop conv")
-    p.add_argument("--repeats", type=int, default=15, help="timed blocks per workload (default 15)")
+    p.add_argument("--repeats", type=bounded(int, 1), default=15, help="timed blocks per workload (default 15)")
     p.add_argument("--quick", action="store_true", help="fewer repetitions, for a fast look")
     p.add_argument("--profile", action="store_true", help="also print where one training step's time goes")
     p.add_argument("--default-malloc", action="store_true",

@@ -14,6 +14,7 @@ from ..data import load_mnist, normalize, resolve_data_dir
 from ..data.mnist import MNIST_FILES
 from ..rng import manual_seed
 from ..tools.viz import SUPPORTED_FORMATS, draw_graph, render
+from .args import bounded
 
 # The models that take MNIST's (1, 28, 28) images: the batch is MNIST (or random data of that shape).
 MODELS = {"lenet5": models.lenet5}
@@ -27,13 +28,6 @@ def _output_path(text: str) -> Path:
     return path
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
-
-
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "graph", help="draw the graph of one forward/backward step of a model",
@@ -45,7 +39,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--show-grads", action="store_true",
                         help="label and colour every gradient by its norm (log scale; NaN/Inf in red)")
     parser.add_argument("--collapse", action="store_true", help="draw each module (Conv2d, Linear, ...) as one node")
-    parser.add_argument("--batch-size", type=_positive_int, default=8, help="images in the batch (default: 8)")
+    parser.add_argument("--batch-size", type=bounded(int, 1), default=8, help="images in the batch (default: 8)")
     parser.add_argument("--data-dir", default=None,
                         help="MNIST directory (default: $TINYGRAD_CNN_DATA, else the user cache); never downloads")
     parser.add_argument("--seed", type=int, default=0, help="seed of the model's initialisation (default: 0)")

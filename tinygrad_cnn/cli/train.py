@@ -3,39 +3,17 @@
 from __future__ import annotations
 
 import argparse
-import math
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 from .. import training
 from ..data import MNISTError, load_mnist
 from ..perf import freeze_gc, tune_malloc
 from ..serialization import CheckpointError
+from .args import bounded
 
 INTERRUPTED = 130  # the shell's code for a process stopped by SIGINT
 USAGE_ERROR = 2
-
-
-def bounded(kind: type, low: float, high: float = math.inf, open_low: bool = False,
-            open_high: bool = False) -> Callable[[str], int | float]:
-    """An argparse type: an int or float (`kind`) within [low, high], each end open if asked, or a clear error."""
-    interval = (f"{'>' if open_low else '>='} {low:g}" if high == math.inf else
-                f"in {'(' if open_low else '['}{low:g}, {high:g}{')' if open_high else ']'}")
-
-    def parse(text: str) -> int | float:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, "
-                                             f"got {text!r}") from None
-        above = value > low if open_low else value >= low
-        below = value < high if open_high else value <= high
-        if not (above and below):  # also rejects NaN
-            raise argparse.ArgumentTypeError(f"must be {interval}, got {text}")
-        return value
-
-    return parse
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
