@@ -6,6 +6,8 @@ That float32 survives every op and its gradients is checked per op in test_ops_g
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 
@@ -130,6 +132,37 @@ def test_no_grad_restores_mode_after_an_exception() -> None:
     with pytest.raises(KeyError), no_grad():
         raise KeyError("boom")
     assert is_grad_enabled()
+
+
+def test_grad_mode_is_per_thread() -> None:
+    """A no_grad() block in another thread (say, a data loader's) must not stop this thread's recording,
+    and that thread must see its own mode: each starts with grad mode on, as in PyTorch."""
+    inside, release = threading.Event(), threading.Event()
+    seen: list[bool] = []
+
+    def loader() -> None:
+        with no_grad():
+            seen.append(is_grad_enabled())
+            inside.set()
+            release.wait(5)
+
+    worker = threading.Thread(target=loader)
+    worker.start()
+    try:
+        assert inside.wait(5)
+        assert is_grad_enabled()
+        y = leaf(1.0, 2.0) * 3.0
+        assert y.grad_fn is not None
+        with no_grad():
+            fresh: list[bool] = []
+            t = threading.Thread(target=lambda: fresh.append(is_grad_enabled()))
+            t.start()
+            t.join()
+        assert fresh == [True]
+    finally:
+        release.set()
+        worker.join()
+    assert seen == [False]
 
 
 def test_detach_shares_data_and_stops_gradients() -> None:

@@ -100,8 +100,8 @@ def private_buffers(root: Tensor) -> list[np.ndarray]:
     topo = root._topo()
     owned = {id(t.data) for t in topo} | {id(p.data) for t in topo for p in t._ctx.inputs if isinstance(p, Tensor)}
     kept = [v for t in topo for v in (*t._ctx.saved, *vars(t._ctx).values())]
-    # conv2d keeps its columns as a list, one array per batch chunk
-    extras = [a for v in kept for a in (v if isinstance(v, list) else [v]) if isinstance(a, np.ndarray)]
+    # conv2d keeps its columns as a list, one array per batch chunk; max pooling a (rows, columns) pair
+    extras = [a for v in kept for a in (v if isinstance(v, (list, tuple)) else [v]) if isinstance(a, np.ndarray)]
     return [a for a in extras if id(a) not in owned]
 
 

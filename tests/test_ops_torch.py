@@ -126,11 +126,14 @@ def test_pool_pair_params(name: str) -> None:
     check_pool(name, I.distinct(2, 2, 7, 8), (2, 3), (1, 2), (1, 1))
 
 
+@pytest.mark.parametrize("params", [(3, 1, 1), (2, 2, 0), ((2, 3), (2, 1), (1, 1)), ((3, 2), (1, 3), (1, 0))],
+                         ids=["k3s1p1", "k2s2", "k2x3s2x1p1", "k3x2s1x3p1x0"])
 @pytest.mark.parametrize("name", POOLS)
-def test_pool_with_ties_matches_torch(name: str) -> None:
-    """Windows full of equal values: max pool must route each window's gradient to the first maximum."""
+def test_pool_with_ties_matches_torch(name: str, params: tuple) -> None:
+    """Windows full of equal values: max pool must route each window's gradient to the first maximum
+    in row-major order, also when the tie is between different rows and columns of a window."""
     x = np.floor(I.rng.uniform(0, 3, (2, 2, 6, 6)))
-    check_pool(name, x, 3, 1, 1)
+    check_pool(name, x, *params)
 
 
 @st.composite

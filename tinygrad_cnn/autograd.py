@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import math
+import threading
 import weakref
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -19,12 +20,17 @@ from typing import Any
 import numpy as np
 
 
-class Config:
-    """Process-wide switches, in the style of DeZero's `Config`."""
+class _Config(threading.local):
+    """Switches in the style of DeZero's `Config`, one set per thread (as PyTorch's grad mode): a
+    `no_grad()` block in a data-loading thread must not stop the training thread's recording. The
+    class attributes are each new thread's starting values."""
 
     enable_grad = True  # off inside `no_grad()`: ops record nothing
     anomaly_hook = None  # set by `detect_anomaly()`: called on every op's forward and VJP result
     current_module = None  # the nn.Module whose forward is running: recorded on each op for drawing
+
+
+Config = _Config()
 
 
 @contextlib.contextmanager
@@ -58,7 +64,7 @@ class Context:
     """What one op application leaves in the graph: its function, inputs, attributes and saved arrays.
 
     Arrays a `forward` stores on the context (via `save_for_backward` or as attributes such as
-    `ctx.argmax`) are freed after `backward` unless `retain_graph=True`. What stays is what describes
+    `ctx.winners`) are freed after `backward` unless `retain_graph=True`. What stays is what describes
     the node (function, inputs, attributes, output shape/dtype, creation site, gradient norm), so a
     graph can still be drawn or checked after backward.
     """

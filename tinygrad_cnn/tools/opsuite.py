@@ -224,11 +224,11 @@ case("conv2d_weight_grad", "conv2d_weight_grad",
      lambda x, g: Conv2dWeightGrad.apply(x, g, kernel_hw=(3, 2), **CONV), randn(2, 2, 6, 6), randn(2, 4, 3, 4))
 
 POOL = {"input_hw": (5, 6), "kernel": (3, 3), "stride": (2, 2), "padding": (1, 1)}  # -> 3x3 windows
-ARGMAX = MaxPool2d.apply(Tensor(distinct(2, 2, 5, 6)(_constants), requires_grad=True),
-                         **{k: v for k, v in POOL.items() if k != "input_hw"})._ctx.argmax
-case("max_pool_scatter", "max_pool_scatter", lambda g: MaxPoolScatter.apply(g, argmax=ARGMAX, **POOL),
+WINNERS = MaxPool2d.apply(Tensor(distinct(2, 2, 5, 6)(_constants), requires_grad=True),
+                         **{k: v for k, v in POOL.items() if k != "input_hw"})._ctx.winners
+case("max_pool_scatter", "max_pool_scatter", lambda g: MaxPoolScatter.apply(g, winners=WINNERS, **POOL),
      randn(2, 2, 3, 3))
-case("max_pool_gather", "max_pool_gather", lambda u: MaxPoolGather.apply(u, argmax=ARGMAX, **POOL),
+case("max_pool_gather", "max_pool_gather", lambda u: MaxPoolGather.apply(u, winners=WINNERS, **POOL),
      randn(2, 2, 5, 6))
 for include in (True, False):
     case("avg_pool_scatter", f"avg_pool_scatter{'' if include else '-exclude-pad'}",
