@@ -100,9 +100,17 @@ def private_buffers(root: Tensor) -> list[np.ndarray]:
     topo = root._topo()
     owned = {id(t.data) for t in topo} | {id(p.data) for t in topo for p in t._ctx.inputs if isinstance(p, Tensor)}
     kept = [v for t in topo for v in (*t._ctx.saved, *vars(t._ctx).values())]
-    # conv2d keeps its columns as a list, one array per batch chunk; max pooling a (rows, columns) pair
-    extras = [a for v in kept for a in (v if isinstance(v, (list, tuple)) else [v]) if isinstance(a, np.ndarray)]
-    return [a for a in extras if id(a) not in owned]
+    return [a for a in _arrays_in(kept) if id(a) not in owned]
+
+
+def _arrays_in(value: object) -> list[np.ndarray]:
+    """The arrays in nested lists and tuples: conv2d keeps (slice, columns) per batch chunk, max pooling
+    a (rows, columns) pair of winners."""
+    if isinstance(value, np.ndarray):
+        return [value]
+    if isinstance(value, (list, tuple)):
+        return [a for v in value for a in _arrays_in(v)]
+    return []
 
 
 def weakrefs(root: Tensor) -> list[weakref.ref]:

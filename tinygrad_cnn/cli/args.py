@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 from collections.abc import Callable
+
+from .. import parallel
 
 
 def bounded(kind: type, low: float, high: float = math.inf, open_low: bool = False,
@@ -26,3 +29,20 @@ def bounded(kind: type, low: float, high: float = math.inf, open_low: bool = Fal
         return value
 
     return parse
+
+
+def default_threads() -> int:
+    """The cores this process may run on, at most 4 (more than 2 is untested: our machine has 2)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return min(cores, 4)
+
+
+def add_threads_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--threads", type=bounded(int, 1), default=default_threads(),
+                   help="threads for the convolutions; 1 turns batch parallelism off and leaves numpy's BLAS "
+                        f"alone (default: the cores available, at most 4: {default_threads()} here)")
+
+
+def apply_threads(args: argparse.Namespace) -> int:
+    """Switch on batch parallelism as asked (see tinygrad_cnn.parallel); the number in effect."""
+    return parallel.set_num_threads(args.threads)

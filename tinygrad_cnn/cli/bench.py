@@ -6,7 +6,7 @@ import argparse
 
 from ..perf import freeze_gc, tune_malloc
 from ..tools.bench import has_torch, profile_train_step, run_benchmarks
-from .args import bounded
+from .args import add_threads_option, apply_threads, bounded
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -16,6 +16,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--profile", action="store_true", help="also print where one training step's time goes")
     p.add_argument("--default-malloc", action="store_true",
                    help="keep glibc's default allocator thresholds (slower; see docs/performance.md)")
+    add_threads_option(p)
     p.set_defaults(run=run)
 
 
@@ -24,9 +25,10 @@ def run(args: argparse.Namespace) -> int:
     if has_torch():
         import torch  # noqa: F401  (imported before freezing, as a training script would)
     freeze_gc()
+    threads = apply_threads(args)
     print(f"allocator thresholds raised: {tuned}; imports frozen out of the garbage collector "
-          "(both apply to both frameworks in this process)")
-    print(run_benchmarks(args.repeats, args.quick, tuned))
+          f"(both apply to both frameworks in this process); tinygrad_cnn threads: {threads}")
+    print(run_benchmarks(args.repeats, args.quick, tuned, threads=threads))
     if args.profile:
         print()
         print(profile_train_step())

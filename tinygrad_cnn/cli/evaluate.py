@@ -13,6 +13,7 @@ from ..data import MNISTError, load_mnist, normalize
 from ..metrics import confusion_matrix
 from ..models import lenet5
 from ..serialization import CheckpointError
+from .args import add_threads_option, apply_threads
 
 USAGE_ERROR = 2
 
@@ -25,6 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help=f"the {training.CHECKPOINT_FILE} in a train --out directory")
     p.add_argument("--data-dir", help="MNIST directory (default: $TINYGRAD_CNN_DATA, else "
                                       "~/.cache/tinygrad_cnn/mnist; downloaded there if missing)")
+    add_threads_option(p)
     p.set_defaults(run=run)
 
 
@@ -41,6 +43,7 @@ def format_confusion(matrix: np.ndarray) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    apply_threads(args)
     try:
         checkpoint = training.load_checkpoint(args.checkpoint)
         _, _, x_test, y_test = load_mnist(args.data_dir)

@@ -10,7 +10,7 @@ from .. import training
 from ..data import MNISTError, load_mnist
 from ..perf import freeze_gc, tune_malloc
 from ..serialization import CheckpointError
-from .args import bounded
+from .args import add_threads_option, apply_threads, bounded
 
 INTERRUPTED = 130  # the shell's code for a process stopped by SIGINT
 USAGE_ERROR = 2
@@ -46,12 +46,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help=f"continue the run whose {training.CHECKPOINT_FILE} is in --out")
     p.add_argument("--no-progress", action="store_true",
                    help="no progress bar (it is off anyway when stderr is not a terminal)")
+    add_threads_option(p)
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     tune_malloc()  # before the big arrays are allocated; see tinygrad_cnn.perf
     freeze_gc()
+    apply_threads(args)
     given = {name: getattr(args, name) for name in ("epochs", "batch_size", "lr", "optimizer", "momentum",
                                                     "lr_decay", "seed", "limit_train", "limit_test")}
     try:

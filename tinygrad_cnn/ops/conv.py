@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from .. import parallel
 from ..autograd import Context, Function, Tensor
 
 Pair = tuple[int, int]
@@ -108,8 +109,10 @@ def _input_grad_flat_shift(g: np.ndarray, w: np.ndarray, input_hw: Pair, padding
 BATCH_CHUNK = 64
 
 
-def _chunks(n: int) -> list[slice]:
-    return [slice(start, start + BATCH_CHUNK) for start in range(0, n, BATCH_CHUNK)]
+def _chunks(out: np.ndarray, w: np.ndarray) -> list[slice]:
+    """The batch in chunks of at most BATCH_CHUNK images, spread over the threads if the conv is big
+    enough. `out`: the (N, O, Ho, Wo) output or output gradient; `w`: the weight."""
+    return parallel.batch_parts(out.shape[0], BATCH_CHUNK, macs=out.size * w[0].size)
 
 
 def _input_grad_col2im(g: np.ndarray, w: np.ndarray, input_hw: Pair, stride: Pair, padding: Pair,
@@ -128,12 +131,15 @@ class Conv2d(Function):
         out_hw = _out_hw(x.shape[2:], w.shape[2:], stride, padding, dilation)
         y = np.empty((n, o, *out_hw), dtype=np.result_type(x, w))          # (N, O, Ho, Wo)
         w_mat = _as_group_matrices(w, groups)                              # (G, O/G, CKK)
-        ctx.cols = []  # the weight gradient needs the same columns: keep them instead of rebuilding
-        for b in _chunks(n):
+
+        def chunk(b: slice) -> tuple[slice, np.ndarray]:
             cols = im2col(x[b], w.shape[2:], stride, padding, dilation, groups)  # (B, G, CKK, P)
             y_b = y[b].reshape(cols.shape[0], groups, o // groups, cols.shape[3])  # a view of y: (B, G, O/G, P)
             np.matmul(w_mat, cols, out=y_b)
-            ctx.cols.append(cols)
+            return b, cols
+
+        # The weight gradient needs the same columns: keep them (per chunk) instead of rebuilding them.
+        ctx.cols = parallel.map_parts(chunk, _chunks(y, w))
         ctx.save_for_backward(x, w)
         return y
 
@@ -153,11 +159,14 @@ class Conv2dInputGrad(Function):
                 dilation: Pair, groups: int) -> np.ndarray:
         ctx.save_for_backward(g, w)
         dx = np.empty((g.shape[0], w.shape[1] * groups, *input_hw), dtype=np.result_type(g, w))  # (N, C, H, W)
-        for b in _chunks(g.shape[0]):
+
+        def chunk(b: slice) -> None:
             if stride == (1, 1):
                 dx[b] = _input_grad_flat_shift(g[b], w, input_hw, padding, dilation, groups)
             else:
                 dx[b] = _input_grad_col2im(g[b], w, input_hw, stride, padding, dilation, groups)
+
+        parallel.map_parts(chunk, _chunks(g, w))
         return dx
 
     @staticmethod
@@ -173,16 +182,22 @@ class Conv2dWeightGrad(Function):
 
     @staticmethod
     def forward(ctx: Context, x: np.ndarray, g: np.ndarray, kernel_hw: Pair, stride: Pair, padding: Pair,
-                dilation: Pair, groups: int, _cols: list[np.ndarray] | None = None) -> np.ndarray:
+                dilation: Pair, groups: int, _cols: list[tuple[slice, np.ndarray]] | None = None) -> np.ndarray:
         o, c = g.shape[1], x.shape[1]
+        ckk = c // groups * kernel_hw[0] * kernel_hw[1]
         ctx.save_for_backward(x, g)
-        dw = np.zeros((groups, o // groups, c // groups * kernel_hw[0] * kernel_hw[1]),
-                      dtype=np.result_type(x, g))                          # (G, O/G, CKK)
-        for k, b in enumerate(_chunks(x.shape[0])):
-            cols = im2col(x[b], kernel_hw, stride, padding, dilation, groups) if _cols is None else _cols[k]
+
+        def chunk(b: slice, cols: np.ndarray | None = None) -> np.ndarray:
+            if cols is None:
+                cols = im2col(x[b], kernel_hw, stride, padding, dilation, groups)  # (B, G, CKK, P)
             g_mat = g[b].reshape(cols.shape[0], groups, o // groups, cols.shape[3])  # (B, G, O/G, P)
-            dw += np.matmul(g_mat, cols.transpose(0, 1, 3, 2)).sum(axis=0)  # (B, G, O/G, CKK) -> (G, O/G, CKK)
-        return dw.reshape(o, c // groups, *kernel_hw)
+            return np.matmul(g_mat, cols.transpose(0, 1, 3, 2)).sum(axis=0)  # (B, G, O/G, CKK) -> (G, O/G, CKK)
+
+        if _cols is None:  # our own chunks, or forward's when it kept its columns
+            parts = parallel.map_parts(chunk, parallel.batch_parts(x.shape[0], BATCH_CHUNK, macs=g.size * ckk))
+        else:
+            parts = parallel.map_parts(lambda bc: chunk(*bc), _cols)
+        return sum(parts[1:], parts[0]).reshape(o, c // groups, *kernel_hw)  # (G, O/G, CKK) -> (O, C/G, KH, KW)
 
     @staticmethod
     def backward(ctx: Context, u: Tensor) -> tuple[Tensor | None, Tensor | None]:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import functional as F
-from .. import optim
+from .. import optim, parallel
 from ..autograd import Tensor, no_grad
 from ..models import lenet5
 from ..ops import PRIMITIVES
@@ -193,12 +193,14 @@ def conv1_step(x: np.ndarray, w: Tensor, grad: np.ndarray) -> Callable[[], None]
 
 _MEMORY_PROBE = """
 import json, sys
+from tinygrad_cnn import parallel
 from tinygrad_cnn.perf import freeze_gc, tune_malloc
 from tinygrad_cnn.tools import bench
 framework, batch, steps, tuned = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "tuned"
 if tuned:
     tune_malloc()
 freeze_gc()
+parallel.set_num_threads(int(sys.argv[5]))
 step = (bench.our_train_step if framework == "ours" else bench.torch_train_step)(batch)
 with open("/proc/self/clear_refs", "w") as f:
     f.write("5")  # reset the kernel's peak-RSS mark (VmHWM), so imports and setup do not count
@@ -218,12 +220,12 @@ def status_kib(field: str) -> int:
         return next(int(line.split()[1]) for line in f if line.startswith(field + ":"))
 
 
-def step_memory(framework: str, batch: int, steps: int, tuned_malloc: bool) -> dict:
+def step_memory(framework: str, batch: int, steps: int, tuned_malloc: bool, threads: int = 1) -> dict:
     """Run `steps` training steps in a fresh process; return how far the peak RSS rose above the
     process's peak before the first step (the step's working memory), and the RSS after 100 and after
     `steps` steps (a leak shows as growth between the two)."""
     out = subprocess.run([sys.executable, "-c", _MEMORY_PROBE, framework, str(batch), str(steps),
-                          "tuned" if tuned_malloc else "default"],
+                          "tuned" if tuned_malloc else "default", str(threads)],
                          capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -237,15 +239,17 @@ def has_torch() -> bool:
 
 
 def run_benchmarks(repeats: int = 15, quick: bool = False, tuned_malloc: bool = False,
-                   rss_probe: bool = True) -> Report:
-    """The issue-6 workloads: LeNet training steps (batch 64, 256), inference on 1,000 images, the
-    per-op engine overhead, conv1 against the textbook loop, and memory (in subprocesses)."""
+                   rss_probe: bool = True, threads: int = 1) -> Report:
+    """The issue-6 workloads: LeNet training steps (batch 64, 256; also with one thread per framework),
+    inference on 1,000 images, the per-op engine overhead, conv1 against the textbook loop, and memory
+    (in subprocesses). `threads`: what `parallel.set_num_threads` put in effect for tinygrad_cnn."""
     report = Report()
     torch_ok = has_torch()
+    torch_threads = 2
     if torch_ok:
         import torch
 
-        torch.set_num_threads(2)
+        torch.set_num_threads(torch_threads)
     repeats = max(5, repeats // 3) if quick else repeats
     (chain,) = interleaved_medians([op_chain(1000)], repeats)
     report.rows.append(Row("engine: 1,000 tiny ops forward+backward", chain, None,
@@ -263,14 +267,26 @@ def run_benchmarks(repeats: int = 15, quick: bool = False, tuned_malloc: bool = 
     for batch in (64, 256):
         fns = [our_train_step(batch)] + ([torch_train_step(batch)] if torch_ok else [])
         times = interleaved_medians(fns, repeats)
-        report.rows.append(Row(f"LeNet train step, batch {batch}", times[0], times[1] if torch_ok else None))
+        report.rows.append(Row(f"LeNet train step, batch {batch}", times[0], times[1] if torch_ok else None,
+                               note=f"threads: {threads} vs {torch_threads}" if torch_ok else ""))
+    # Single-core efficiency: both frameworks on one thread (numpy's BLAS keeps its threads; for
+    # LeNet's small matrices that made no difference in our measurements).
+    parallel.set_num_threads(1)
+    if torch_ok:
+        torch.set_num_threads(1)
+    fns = [our_train_step(64)] + ([torch_train_step(64)] if torch_ok else [])
+    times = interleaved_medians(fns, repeats)
+    report.rows.append(Row("LeNet train step, batch 64, one thread each", times[0], times[1] if torch_ok else None))
+    parallel.set_num_threads(threads)
+    if torch_ok:
+        torch.set_num_threads(torch_threads)
     fns = [our_inference(1000, 100)] + ([torch_inference(1000)] if torch_ok else [])
     times = interleaved_medians(fns, repeats)
     report.rows.append(Row("LeNet inference, 1,000 images (chunks of 100)", times[0],
                            times[1] if torch_ok else None))
     if rss_probe and sys.platform == "linux":
         frameworks = ["ours"] + (["torch"] if torch_ok else [])
-        probes = {f: step_memory(f, 256, 1000 if not quick else 200, tuned_malloc) for f in frameworks}
+        probes = {f: step_memory(f, 256, 1000 if not quick else 200, tuned_malloc, threads) for f in frameworks}
         ours_mb, torch_mb = (probes[f]["step_peak_kib"] / 1024 if f in probes else None for f in ("ours", "torch"))
         report.rows.append(Row("peak memory of a batch-256 step (MiB)", ours_mb, torch_mb,
                                note="peak RSS while stepping minus RSS before the first step", unit="MiB"))

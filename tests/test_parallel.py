@@ -1,0 +1,161 @@
+"""Batch parallelism (`tinygrad_cnn.parallel`): the same numbers on more threads, errors and restoration.
+
+Speed is measured by `tinygrad-cnn bench`, never here; these tests check that work really moves to
+another thread, and that nothing about the results changes when it does.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+from helpers import Inputs
+
+import tinygrad_cnn.functional as F
+from tinygrad_cnn import Tensor, gradcheck, gradgradcheck, optim, parallel
+from tinygrad_cnn.models import lenet5
+from tinygrad_cnn.rng import manual_seed
+
+
+@pytest.fixture
+def two_threads() -> Iterator[None]:
+    if parallel.set_num_threads(2) != 2:
+        parallel.set_num_threads(1)
+        pytest.skip("numpy's BLAS is not an OpenBLAS whose threads can be pinned: threads stay off")
+    try:
+        yield
+    finally:
+        parallel.set_num_threads(1)
+
+
+def lenet_step(threads: int) -> tuple[float, list[np.ndarray]]:
+    """One SGD step of LeNet on a fixed batch of 64: the loss and the updated parameters."""
+    parallel.set_num_threads(threads)
+    try:
+        manual_seed(0)
+        model = lenet5()
+        opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+        rng = np.random.default_rng(1)
+        x, y = rng.standard_normal((64, 1, 28, 28), dtype=np.float32), rng.integers(0, 10, 64)
+        loss = F.cross_entropy(model(Tensor(x)), y)
+        loss.backward()
+        opt.step()
+        return loss.item(), [p.data.copy() for p in model.parameters()]
+    finally:
+        parallel.set_num_threads(1)
+
+
+def test_lenet_step_is_the_same_on_two_threads(two_threads: None) -> None:
+    loss1, params1 = lenet_step(1)
+    loss2, params2 = lenet_step(2)
+    assert loss2 == loss1
+    for a, b in zip(params1, params2):
+        # Only the weight gradients' sum over batch chunks is grouped differently.
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("params", [{}, {"stride": 2, "padding": 1, "dilation": 2, "groups": 2}],
+                         ids=["plain", "strided-padded-dilated-grouped"])
+def test_conv2d_on_two_threads_matches_one_thread_in_float64(two_threads: None, params: dict) -> None:
+    rng = Inputs(3)
+    x, w = rng.randn(40, 4, 17, 15), rng.randn(6, 4 // params.get("groups", 1), 5, 3)
+
+    def run() -> tuple[np.ndarray, ...]:
+        xt, wt = Tensor(x.copy(), requires_grad=True), Tensor(w.copy(), requires_grad=True)
+        y = F.conv2d(xt, wt, **params)
+        y.backward(Tensor(np.cos(np.arange(y.data.size)).reshape(y.shape)))
+        return y.data, xt.grad.data, wt.grad.data
+
+    assert x[0].size * 40 * w.size > parallel.MIN_PARALLEL_MACS, "big enough to split"
+    threaded = run()
+    parallel.set_num_threads(1)
+    single = run()
+    np.testing.assert_array_equal(threaded[0], single[0])  # each image computed the same way
+    np.testing.assert_array_equal(threaded[1], single[1])
+    np.testing.assert_allclose(threaded[2], single[2], rtol=1e-12)
+
+
+def test_work_really_runs_on_another_thread(two_threads: None) -> None:
+    parts = parallel.batch_parts(64, 64, macs=parallel.MIN_PARALLEL_MACS)
+    assert len(parts) == 2 and parts[0] == slice(0, 32) and parts[1] == slice(32, 64)
+    names = parallel.map_parts(lambda part: threading.current_thread().name, parts)
+    assert names[0] == threading.current_thread().name
+    assert names[1].startswith("tinygrad_cnn")
+
+
+def test_small_kernels_stay_on_the_calling_thread(two_threads: None) -> None:
+    assert parallel.batch_parts(64, 64, macs=parallel.MIN_PARALLEL_MACS - 1) == [slice(0, 64)]
+
+
+@pytest.mark.parametrize(("n", "chunk", "threads", "expected"), [
+    (256, 64, 2, [64, 64, 64, 64]), (100, 64, 1, [50, 50]), (100, 64, 2, [50, 50]), (3, 64, 2, [1, 2]),
+    (1, 64, 2, [1]), (0, 64, 2, [0]), (130, 64, 2, [32, 33, 32, 33])])
+def test_batch_parts_cover_the_batch_evenly(monkeypatch: pytest.MonkeyPatch, n: int, chunk: int, threads: int,
+                                            expected: list[int]) -> None:
+    monkeypatch.setattr(parallel, "_threads", threads)
+    parts = parallel.batch_parts(n, chunk, macs=parallel.MIN_PARALLEL_MACS)
+    assert [p.stop - p.start for p in parts] == expected
+    assert parts[0].start == 0 and parts[-1].stop == n
+    assert all(a.stop == b.start for a, b in zip(parts, parts[1:]))
+
+
+def test_gradients_on_two_threads_pass_gradcheck(two_threads: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(parallel, "MIN_PARALLEL_MACS", 0)  # split even these small float64 convs
+    rng = Inputs(4)
+    x, w = Tensor(rng.randn(4, 2, 6, 5), requires_grad=True), Tensor(rng.randn(3, 2, 3, 2), requires_grad=True)
+    assert len(parallel.batch_parts(4, 64, macs=1)) == 2
+    assert gradcheck(lambda a, b: F.conv2d(a, b, padding=1), [x, w])
+    assert gradgradcheck(lambda a, b: F.conv2d(a, b, stride=2), [x, w])
+
+
+def test_an_error_in_a_worker_reaches_the_caller_after_every_part_finished(two_threads: None) -> None:
+    finished: list[int] = []
+
+    def work(part: slice) -> int:
+        if part.start == 0:
+            raise KeyError("boom in the caller's part")
+        finished.append(part.start)
+        return part.start
+
+    parts = [slice(0, 1), slice(1, 2), slice(2, 3), slice(3, 4)]
+    with pytest.raises(KeyError, match="caller"):
+        parallel.map_parts(work, parts)
+    assert sorted(finished) == [2, 3], "the worker's run completed before the error was raised"
+
+    def fail_in_worker(part: slice) -> int:
+        if part.start == 3:
+            raise ValueError("boom in a worker")
+        return part.start
+
+    with pytest.raises(ValueError, match="worker"):
+        parallel.map_parts(fail_in_worker, parts)
+
+
+def test_a_worker_that_splits_again_runs_serially_instead_of_deadlocking(two_threads: None) -> None:
+    def outer(part: slice) -> list[str]:
+        inner = parallel.batch_parts(64, 64, macs=parallel.MIN_PARALLEL_MACS)
+        return parallel.map_parts(lambda p: threading.current_thread().name, inner)
+
+    first, second = parallel.map_parts(outer, [slice(0, 1), slice(1, 2)])
+    assert len(set(second)) == 1 and second[0].startswith("tinygrad_cnn")
+    assert len(first) == 2
+
+
+def test_threads_off_gives_blas_back_its_thread_count() -> None:
+    calls = parallel._blas_thread_calls()
+    if calls is None:
+        pytest.skip("numpy's BLAS is not an OpenBLAS we can query")
+    before = calls[0]()
+    assert parallel.set_num_threads(2) == 2
+    assert calls[0]() == 1
+    assert parallel.set_num_threads(1) == 1
+    assert calls[0]() == before
+
+
+@pytest.mark.parametrize("bad", [0, -2, 1.5, "2", True, None])
+def test_bad_thread_counts_are_refused_and_change_nothing(bad: object) -> None:
+    with pytest.raises(ValueError, match=r"set_num_threads: expected a positive int, got"):
+        parallel.set_num_threads(bad)  # type: ignore[arg-type]
+    assert parallel.get_num_threads() == 1

@@ -1,0 +1,116 @@
+"""Batch parallelism: the convolutions split their batch over threads.
+
+numpy releases the GIL inside its loops and BLAS calls, so threads that work on disjoint slices of a
+batch run on separate cores. Handing work to another thread and waiting for it costs ~20-50 us on
+our 2-core machine, so only kernels worth hundreds of microseconds split (`MIN_PARALLEL_MACS`).
+
+Off by default: one thread, and numpy's BLAS keeps its own threads. `set_num_threads(n)` turns it on
+and pins OpenBLAS to one thread: BLAS's own threads keep spinning for a while after each call and
+would compete with ours for the same cores (measured on a LeNet step: 5-6 % slower than no threads
+at all, instead of ~14 % faster). That is a process-wide change, which is why the library never makes
+it on import; the `tinygrad-cnn` command does.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
+from typing import TypeVar
+
+T = TypeVar("T")
+
+# Below this many multiply-adds a kernel runs on the calling thread: a hand-off would cost more than it saves.
+MIN_PARALLEL_MACS = 1 << 20
+
+_state = threading.local()  # .worker is True on the pool's threads: they never hand work on
+_threads = 1
+_pool: ThreadPoolExecutor | None = None
+_blas_threads_before: int | None = None
+
+
+def _openblas() -> ctypes.CDLL | None:
+    """The OpenBLAS that numpy loaded, found through the process's memory map (Linux)."""
+    try:
+        with open("/proc/self/maps") as maps:
+            paths = {line.split()[-1] for line in maps if "openblas" in line.lower() and "/" in line}
+    except OSError:
+        return None
+    for path in sorted(paths):
+        try:
+            return ctypes.CDLL(path)
+        except OSError:
+            continue
+    return None
+
+
+def _blas_thread_calls() -> tuple[Callable[[], int], Callable[[int], None]] | None:
+    lib = _openblas()
+    # The exported names depend on how OpenBLAS was built: plain, or prefixed and suffixed as in numpy's wheels.
+    for get, set_ in (("openblas_get_num_threads", "openblas_set_num_threads"),
+                      ("scipy_openblas_get_num_threads64_", "scipy_openblas_set_num_threads64_"),
+                      ("openblas_get_num_threads64_", "openblas_set_num_threads64_")):
+        if lib is not None and hasattr(lib, get) and hasattr(lib, set_):
+            getter, setter = getattr(lib, get), getattr(lib, set_)
+            getter.restype, setter.argtypes = ctypes.c_int, [ctypes.c_int]
+            return getter, setter
+    return None
+
+
+def set_num_threads(n: int) -> int:
+    """Use `n` threads for the big kernels (1: off). Returns the number in effect: 1 where numpy's BLAS
+    is not an OpenBLAS whose thread count we can pin. `n > 1` sets OpenBLAS to one thread for the whole
+    process; `set_num_threads(1)` gives it back the count it had."""
+    global _threads, _pool, _blas_threads_before
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"set_num_threads: expected a positive int, got {n!r}")
+    blas = _blas_thread_calls()
+    if n > 1 and blas is None:
+        n = 1
+    if _pool is not None:
+        _pool.shutdown(wait=True)
+        _pool = None
+    if n > 1:
+        if _blas_threads_before is None:
+            _blas_threads_before = blas[0]()
+        blas[1](1)
+        _pool = ThreadPoolExecutor(n - 1, thread_name_prefix="tinygrad_cnn", initializer=_mark_worker)
+    elif _blas_threads_before is not None and blas is not None:
+        blas[1](_blas_threads_before)
+        _blas_threads_before = None
+    _threads = n
+    return n
+
+
+def get_num_threads() -> int:
+    return _threads
+
+
+def _mark_worker() -> None:
+    _state.worker = True
+
+
+def batch_parts(n: int, chunk: int, macs: int) -> list[slice]:
+    """Split a batch of n into slices of at most `chunk` items, as many per thread, when the kernel's
+    `macs` (multiply-adds for the whole batch) make splitting over threads pay; else chunks only."""
+    threads = _threads if macs >= MIN_PARALLEL_MACS and not getattr(_state, "worker", False) else 1
+    count = max(1, min(n, threads * -(-n // (threads * chunk))))  # a multiple of the threads where n allows
+    bounds = [n * i // count for i in range(count + 1)]
+    return [slice(a, b) for a, b in zip(bounds, bounds[1:])]
+
+
+def map_parts(fn: Callable[[slice], T], parts: Sequence[slice]) -> list[T]:
+    """[fn(part) for part in parts], the parts divided between the threads in contiguous runs (the
+    calling thread takes the first run). Every run has finished when this returns or raises."""
+    pool = _pool
+    runs = min(_threads, len(parts))
+    if pool is None or runs < 2 or getattr(_state, "worker", False):
+        return [fn(p) for p in parts]
+    bounds = [len(parts) * i // runs for i in range(runs + 1)]
+    futures = [pool.submit(lambda ps=parts[a:b]: [fn(p) for p in ps]) for a, b in zip(bounds[1:-1], bounds[2:])]
+    try:
+        results = [fn(p) for p in parts[:bounds[1]]]
+    finally:
+        wait(futures)  # even if our run raised: theirs write into arrays the caller owns
+    return results + [r for f in futures for r in f.result()]
