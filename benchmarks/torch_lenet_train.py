@@ -67,8 +67,8 @@ def ours(config: TrainConfig) -> Callable[[np.ndarray, np.ndarray], float]:
 def pytorch(config: TrainConfig) -> Callable[[np.ndarray, np.ndarray], float]:
     torch.manual_seed(0)
     nn = torch.nn
-    model = nn.Sequential(nn.Conv2d(1, 6, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(6, 16, 5), nn.ReLU(),
-                          nn.MaxPool2d(2), nn.Flatten(), nn.Linear(256, 120), nn.ReLU(), nn.Linear(120, 84),
+    model = nn.Sequential(nn.Conv2d(1, 6, 5), nn.MaxPool2d(2), nn.ReLU(), nn.Conv2d(6, 16, 5), nn.MaxPool2d(2),
+                          nn.ReLU(), nn.Flatten(), nn.Linear(256, 120), nn.ReLU(), nn.Linear(120, 84),
                           nn.ReLU(), nn.Linear(84, 10))
     optimizer = (torch.optim.SGD(model.parameters(), config.lr, momentum=config.momentum)
                  if config.optimizer == "sgd" else torch.optim.Adam(model.parameters(), config.lr))

@@ -54,7 +54,7 @@ def lenet(planted_bug: bool = False) -> nn.Module:
     manual_seed(0)
     model = models.lenet5()
     if planted_bug:
-        model.relu2 = ScaledReluLayer()  # between conv2 and pool2
+        model.relu2 = ScaledReluLayer()  # after conv2's pooling
     return model
 
 

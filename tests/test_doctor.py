@@ -166,7 +166,7 @@ class ScaledReluLayer(nn.Module):
 
 def lenet_with(fn: type[Function]) -> nn.Sequential:
     model = lenet()
-    model.relu2 = ScaledReluLayer(fn)  # between conv2 and pool2
+    model.relu2 = ScaledReluLayer(fn)  # between pool2 and flatten
     return model
 
 
@@ -179,8 +179,8 @@ def test_finds_the_planted_wrong_vjp_and_its_line() -> None:
     assert bad.op == "ScaledRelu" and bad.module == "ScaledReluLayer" and bad.status == "FAIL"
     line = source_line(ScaledReluLayer.forward, ".apply(")
     assert bad.site.startswith(f"{__file__}:{line}: return self.fn.apply(x, scale=2.0)")
-    i = [n.op for n in report.nodes].index("ScaledRelu")  # buried in the middle: conv2 before, pool2 after
-    assert report.nodes[i - 1].module == "Conv2d" and report.nodes[i + 1].op == "MaxPool2d"
+    i = [n.op for n in report.nodes].index("ScaledRelu")  # buried in the middle: pool2 before, flatten after
+    assert report.nodes[i - 1].module == "MaxPool2d" and report.nodes[i + 1].module == "Flatten"
     assert [n.op for n in report.nodes if not n.passed] == ["ScaledRelu"]
     # The VJP is half the true one (scale 2 forgotten), so numeric = 2 * analytic: relative error 1/2.
     assert bad.max_rel_err == pytest.approx(0.5, rel=1e-6)
@@ -188,7 +188,7 @@ def test_finds_the_planted_wrong_vjp_and_its_line() -> None:
     assert text.splitlines()[0].split() == ["#", "op", "module", "input", "shapes", "max", "abs", "err", "max",
                                             "rel", "err", "result", "site"]
     row = next(r for r in text.splitlines() if " ScaledRelu " in r)
-    assert "FAIL" in row and f"test_doctor.py:{line}" in row and "4x16x8x8" in row
+    assert "FAIL" in row and f"test_doctor.py:{line}" in row and "4x16x4x4" in row
     assert f"{len(report.nodes)} nodes" in text and "1 failed" in text and "first failure" in text
 
 

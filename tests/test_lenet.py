@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from helpers import Inputs
 
-from tinygrad_cnn import Tensor, gradcheck, no_grad, rng
+from tinygrad_cnn import Tensor, gradcheck, nn, no_grad, rng
 from tinygrad_cnn import functional as F
 from tinygrad_cnn.models import lenet5
 
@@ -24,11 +24,11 @@ def torch() -> Any:
 
 
 def torch_lenet(torch: Any, num_classes: int = 10) -> Any:
-    """LeNet-5 (ReLU, max pooling) for 1x28x28 inputs, written independently in PyTorch with the same names."""
+    """LeNet-5 (max pooling, then ReLU) for 1x28x28 inputs, written independently in PyTorch with the same names."""
     tnn = torch.nn
     return tnn.Sequential(OrderedDict([
-        ("conv1", tnn.Conv2d(1, 6, 5)), ("relu1", tnn.ReLU()), ("pool1", tnn.MaxPool2d(2)),
-        ("conv2", tnn.Conv2d(6, 16, 5)), ("relu2", tnn.ReLU()), ("pool2", tnn.MaxPool2d(2)),
+        ("conv1", tnn.Conv2d(1, 6, 5)), ("pool1", tnn.MaxPool2d(2)), ("relu1", tnn.ReLU()),
+        ("conv2", tnn.Conv2d(6, 16, 5)), ("pool2", tnn.MaxPool2d(2)), ("relu2", tnn.ReLU()),
         ("flatten", tnn.Flatten()),
         ("fc1", tnn.Linear(16 * 4 * 4, 120)), ("relu3", tnn.ReLU()),
         ("fc2", tnn.Linear(120, 84)), ("relu4", tnn.ReLU()),
@@ -130,6 +130,30 @@ def test_forward_loss_and_gradients_match_torch(dtype: Any, rtol: float, torch: 
     ours = dict(model.named_parameters())
     for name, p in theirs.named_parameters():
         close(ours[name].grad.data, p.grad, name)
+
+
+def test_relu_after_pooling_is_the_textbook_order_exactly() -> None:
+    """lenet5 pools before its ReLUs; conv -> ReLU -> pool must give bit-identical outputs and gradients,
+    also where windows tie (here: many exact zeros and repeated values after the first conv)."""
+    model = seeded_lenet(5)
+    textbook = nn.Sequential(model.conv1, nn.ReLU(), nn.MaxPool2d(2), model.conv2, nn.ReLU(), nn.MaxPool2d(2),
+                             *list(model.children())[6:])
+    assert [type(m).__name__ for m in model.children()][:6] == ["Conv2d", "MaxPool2d", "ReLU"] * 2
+    model.double()
+    x = np.round(images(6), 0)  # integer pixels and weights: conv1's outputs tie, many at exactly 0
+    model.conv1.weight.data[:] = np.round(model.conv1.weight.data * 4)
+    model.conv1.bias.data[:] = 0.0
+    results = []
+    for net in (model, textbook):
+        net.zero_grad()
+        xt = Tensor(x.copy(), requires_grad=True)
+        loss = F.cross_entropy(net(xt), np.arange(6) % 10)
+        loss.backward()
+        results.append([loss.data, xt.grad.data] + [p.grad.data.copy() for p in net.parameters()])
+    conv1 = F.conv2d(Tensor(x), model.conv1.weight).data
+    assert (conv1 == 0).mean() > 0.05 and len(np.unique(conv1)) < conv1.size / 100, "the input must produce ties"
+    for ours, expected in zip(*results):
+        np.testing.assert_array_equal(ours, expected)
 
 
 # ---- gradients: finite differences -----------------------------------------------------------------

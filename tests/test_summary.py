@@ -22,8 +22,8 @@ def linear_params(n_in: int, n_out: int) -> int:
 
 
 # LeNet-5 by hand: 28 -conv5-> 24 -pool2-> 12 -conv5-> 8 -pool2-> 4, and 16 * 4 * 4 = 256 features.
-LENET_SHAPES = {"conv1": (1, 6, 24, 24), "relu1": (1, 6, 24, 24), "pool1": (1, 6, 12, 12),
-                "conv2": (1, 16, 8, 8), "relu2": (1, 16, 8, 8), "pool2": (1, 16, 4, 4), "flatten": (1, 256),
+LENET_SHAPES = {"conv1": (1, 6, 24, 24), "pool1": (1, 6, 12, 12), "relu1": (1, 6, 12, 12),
+                "conv2": (1, 16, 8, 8), "pool2": (1, 16, 4, 4), "relu2": (1, 16, 4, 4), "flatten": (1, 256),
                 "fc1": (1, 120), "relu3": (1, 120), "fc2": (1, 84), "relu4": (1, 84), "fc3": (1, 10)}
 LENET_PARAMS = {"conv1": conv_params(1, 6, 5), "conv2": conv_params(6, 16, 5), "fc1": linear_params(256, 120),
                 "fc2": linear_params(120, 84), "fc3": linear_params(84, 10)}
@@ -51,7 +51,7 @@ def test_lenet_summary_shapes_params_and_macs() -> None:
     assert s.input_shape == (1, 1, 28, 28) and s.input_bytes == 28 * 28 * 4
     assert s.param_bytes == 44_426 * 4
     assert s.activation_bytes == 4 * sum(int(np.prod(shape)) for shape in LENET_SHAPES.values())
-    assert [r.type for r in s.rows][:3] == ["Conv2d", "ReLU", "MaxPool2d"]
+    assert [r.type for r in s.rows][:3] == ["Conv2d", "MaxPool2d", "ReLU"]
 
 
 def test_summary_of_the_notebook_layers() -> None:
