@@ -59,13 +59,15 @@ def _fmt(value: float, unit: str = "s") -> str:
     return f"{value * 1e3:.2f} ms" if value < 10 else f"{value:.1f} s"
 
 
-def interleaved_medians(fns: list[Callable[[], object]], repeats: int, inner: int = 10, pause: float = 0.3,
-                        warmup: int = 3) -> list[float]:
+def interleaved_medians(fns: list[Callable[[], object]], repeats: int, inner: int = 20, pause: float = 0.3,
+                        warmup: int = 3, settle: int = 5) -> list[float]:
     """Median seconds per call of each function, timed in alternating blocks of `inner` calls so that
-    drifts in machine load hit all alike. Each block starts after a `pause` and one untimed call: the
-    BLAS and OpenMP threads of whatever ran before keep spinning for a while after it returns, and
-    without the pause that spinning is billed to the next block (in our measurement it made PyTorch's
-    LeNet step look ~2x slower right after a numpy step)."""
+    drifts in machine load hit all alike. Each block starts after a `pause` and `settle` untimed calls.
+    The pause: the BLAS and OpenMP threads of whatever ran before keep spinning for a while after it
+    returns, and without the pause that spinning is billed to the next block (in our measurement it
+    made PyTorch's LeNet step look ~2x slower right after a numpy step). The untimed calls: after the
+    pause the second core has gone idle, and the first hand-offs to a sleeping thread are slow; a
+    training loop runs its steps back to back, so the blocks time that steady state."""
     for fn in fns:
         for _ in range(warmup):
             fn()
@@ -73,7 +75,8 @@ def interleaved_medians(fns: list[Callable[[], object]], repeats: int, inner: in
     for _ in range(repeats):
         for fn, bucket in zip(fns, times):
             time.sleep(pause)
-            fn()
+            for _ in range(settle):
+                fn()
             start = time.perf_counter()
             for _ in range(inner):
                 fn()
