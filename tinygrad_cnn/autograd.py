@@ -356,7 +356,7 @@ class Tensor:
 
     def mean(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
         axes = _norm_axis(axis, self.ndim, "mean")
-        count = int(np.prod([self.shape[a] for a in axes]))
+        count = math.prod(self.shape[a] for a in axes)
         return self.sum(axes, keepdims) / count
 
     def expand(self, *shape: int) -> Tensor:
@@ -369,7 +369,7 @@ class Tensor:
 
     def reshape(self, *shape: int) -> Tensor:
         shape = _shape_arg(shape)
-        known = int(np.prod([d for d in shape if d != -1]))
+        known = math.prod(d for d in shape if d != -1)
         wildcards = shape.count(-1)
         if not (all(d >= -1 for d in shape) and (known == self.size if wildcards == 0 else
                                                  wildcards == 1 and known > 0 and self.size % known == 0)):
@@ -414,7 +414,8 @@ class Tensor:
         a2 = a.reshape(1, a.shape[0]) if a.ndim == 1 else a
         b2 = b.reshape(b.shape[0], 1) if b.ndim == 1 else b
         try:
-            np.broadcast_shapes(a2.shape[:-2], b2.shape[:-2])
+            if a2.ndim > 2 or b2.ndim > 2:
+                np.broadcast_shapes(a2.shape[:-2], b2.shape[:-2])
         except ValueError:
             raise ValueError(f"matmul: batch dimensions of {a.shape} and {b.shape} do not broadcast") from None
         out = ops.MatMul.apply(a2, b2)
