@@ -26,6 +26,7 @@ from tinygrad_cnn import Tensor
 from tinygrad_cnn.data import MNISTError, load_mnist, normalize
 from tinygrad_cnn.models import lenet5
 from tinygrad_cnn.optim import SGD, Adam
+from tinygrad_cnn.parallel import available_cores, set_num_threads
 from tinygrad_cnn.perf import tune_malloc
 from tinygrad_cnn.rng import manual_seed
 from tinygrad_cnn.training import TrainConfig
@@ -96,11 +97,14 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--steps", type=int, default=100, help="steps per round and framework")
     parser.add_argument("--threads", type=int, default=None, help="PyTorch threads (default: its own choice)")
+    parser.add_argument("--our-threads", type=int, default=available_cores(),
+                        help="tinygrad_cnn threads (default: as `tinygrad-cnn train`, the cores available)")
     parser.add_argument("--synthetic", action="store_true", help="time random images instead of MNIST")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     tune_malloc()  # as `tinygrad-cnn train` does
+    our_threads = set_num_threads(args.our_threads)
     config = TrainConfig()
     data = batches(config, args.steps, args.synthetic)
     runners = {"tinygrad_cnn": ours(config), "pytorch": pytorch(config)}
@@ -113,7 +117,7 @@ def main() -> None:
 
     print(f"LeNet-5 training, batch {config.batch_size}, {config.optimizer} (lr {config.lr:g}), "
           f"{args.rounds} rounds of {args.steps} steps, {os.cpu_count()} CPUs, torch {torch.__version__} "
-          f"with {torch.get_num_threads()} threads")
+          f"with {torch.get_num_threads()} threads, tinygrad_cnn with {our_threads}")
     for name, values in rates.items():
         print(f"  {name:>12}: {statistics.median(values):8.0f} images/s (median; rounds: "
               f"{', '.join(f'{v:.0f}' for v in values)})")

@@ -4,7 +4,7 @@
     import tinygrad_cnn.functional as F
 """
 
-from . import functional, nn, optim, viz
+from . import functional, nn, optim, parallel, viz
 from .autograd import Config, Context, Function, Tensor, enable_grad, grad, is_grad_enabled, no_grad, using_config
 from .rng import manual_seed
 from .serialization import CheckpointError, load, save
@@ -15,4 +15,4 @@ __version__ = "0.1.0"
 
 __all__ = ["CheckpointError", "Config", "Context", "Function", "GradcheckError", "Tensor", "check_graph",
            "detect_anomaly", "enable_grad", "functional", "grad", "gradcheck", "gradgradcheck", "is_grad_enabled",
-           "load", "manual_seed", "nn", "no_grad", "optim", "save", "using_config", "viz"]
+           "load", "manual_seed", "nn", "no_grad", "optim", "parallel", "save", "using_config", "viz"]

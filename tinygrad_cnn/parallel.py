@@ -14,6 +14,7 @@ it on import; the `tinygrad-cnn` command does.
 from __future__ import annotations
 
 import ctypes
+import os
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -85,6 +86,12 @@ def set_num_threads(n: int) -> int:
 
 def get_num_threads() -> int:
     return _threads
+
+
+def available_cores(limit: int = 4) -> int:
+    """The cores this process may run on, at most `limit` (more than 2 is untested: our machine has 2)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return min(cores, limit)
 
 
 def _mark_worker() -> None:

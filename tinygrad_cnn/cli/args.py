@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 from collections.abc import Callable
 
 from .. import parallel
@@ -31,16 +30,10 @@ def bounded(kind: type, low: float, high: float = math.inf, open_low: bool = Fal
     return parse
 
 
-def default_threads() -> int:
-    """The cores this process may run on, at most 4 (more than 2 is untested: our machine has 2)."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return min(cores, 4)
-
-
 def add_threads_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--threads", type=bounded(int, 1), default=default_threads(),
+    p.add_argument("--threads", type=bounded(int, 1), default=parallel.available_cores(),
                    help="threads for the convolutions; 1 turns batch parallelism off and leaves numpy's BLAS "
-                        f"alone (default: the cores available, at most 4: {default_threads()} here)")
+                        f"alone (default: the cores available, at most 4: {parallel.available_cores()} here)")
 
 
 def apply_threads(args: argparse.Namespace) -> int:
