@@ -7,9 +7,7 @@ and the medians are compared. Nothing here is asserted in tests.
 
 from __future__ import annotations
 
-import cProfile
 import json
-import pstats
 import subprocess
 import sys
 import time
@@ -243,9 +241,10 @@ def has_torch() -> bool:
 
 def run_benchmarks(repeats: int = 15, quick: bool = False, tuned_malloc: bool = False,
                    rss_probe: bool = True, threads: int = 1) -> Report:
-    """The issue-6 workloads: LeNet training steps (batch 64, 256; also with one thread per framework),
-    inference on 1,000 images, the per-op engine overhead, conv1 against the textbook loop, and memory
-    (in subprocesses). `threads`: what `parallel.set_num_threads` put in effect for tinygrad_cnn."""
+    """The issue-6 workloads: LeNet training steps (batch 64, 256) and inference on 1,000 images with
+    `threads` (what `parallel.set_num_threads` put in effect) against PyTorch on 2 threads; then, on one
+    thread each, a batch-64 step, the per-op engine overhead and conv1 against the textbook loop (a
+    single-threaded Python loop); and memory (in subprocesses)."""
     report = Report()
     torch_ok = has_torch()
     torch_threads = 2
@@ -254,24 +253,17 @@ def run_benchmarks(repeats: int = 15, quick: bool = False, tuned_malloc: bool = 
 
         torch.set_num_threads(torch_threads)
     repeats = max(5, repeats // 3) if quick else repeats
-    (chain,) = interleaved_medians([op_chain(1000)], repeats)
-    report.rows.append(Row("engine: 1,000 tiny ops forward+backward", chain, None,
-                           note=f"{chain / 1000 * 1e6:.1f} us per op"))
-    x, _ = lenet_batch(64)
-    manual_seed(0)
-    w = lenet5().conv1.weight
-    grad = np.random.default_rng(1).standard_normal((64, 6, 24, 24), dtype=np.float32)
-    (ours,) = interleaved_medians([conv1_step(x, w, grad)], repeats)
-    start = time.perf_counter()
-    loop_conv2d_step(x[:1], w.data, grad[:1])
-    loop = (time.perf_counter() - start) * 64  # one image, scaled to the batch: the loop is linear in N
-    report.rows.append(Row("conv1 forward+backward, batch 64", ours, loop, "loop",
-                           note=f"{loop / ours:,.0f}x faster than the loop"))
+    note = f"threads: {threads} vs {torch_threads}" if torch_ok else ""
     for batch in (64, 256):
         fns = [our_train_step(batch)] + ([torch_train_step(batch)] if torch_ok else [])
         times = interleaved_medians(fns, repeats)
         report.rows.append(Row(f"LeNet train step, batch {batch}", times[0], times[1] if torch_ok else None,
-                               note=f"threads: {threads} vs {torch_threads}" if torch_ok else ""))
+                               note=note))
+    fns = [our_inference(1000, 100)] + ([torch_inference(1000)] if torch_ok else [])
+    times = interleaved_medians(fns, repeats)
+    report.rows.append(Row("LeNet inference, 1,000 images (chunks of 100)", times[0],
+                           times[1] if torch_ok else None, note=note))
+
     # Single-core efficiency: both frameworks on one thread (numpy's BLAS keeps its threads; for
     # LeNet's small matrices that made no difference in our measurements).
     parallel.set_num_threads(1)
@@ -280,13 +272,25 @@ def run_benchmarks(repeats: int = 15, quick: bool = False, tuned_malloc: bool = 
     fns = [our_train_step(64)] + ([torch_train_step(64)] if torch_ok else [])
     times = interleaved_medians(fns, repeats)
     report.rows.append(Row("LeNet train step, batch 64, one thread each", times[0], times[1] if torch_ok else None))
+    (chain,) = interleaved_medians([op_chain(1000)], repeats)
+    report.rows.append(Row("engine: 1,000 tiny ops forward+backward", chain, None,
+                           note=f"{chain / 1000 * 1e6:.1f} us per op"))
+    x, _ = lenet_batch(64)
+    manual_seed(0)
+    w = lenet5().conv1.weight
+    grad = np.random.default_rng(1).standard_normal((64, 6, 24, 24), dtype=np.float32)
+    (ours,) = interleaved_medians([conv1_step(x, w, grad)], repeats)
+    one_image = []
+    for _ in range(3):
+        start = time.perf_counter()
+        loop_conv2d_step(x[:1], w.data, grad[:1])
+        one_image.append(time.perf_counter() - start)
+    loop = float(np.median(one_image)) * 64  # one image, scaled to the batch: the loop is linear in N
+    report.rows.append(Row("conv1 forward+backward, batch 64, one thread", ours, loop, "loop",
+                           note=f"{loop / ours:,.0f}x faster than the loop"))
     parallel.set_num_threads(threads)
     if torch_ok:
         torch.set_num_threads(torch_threads)
-    fns = [our_inference(1000, 100)] + ([torch_inference(1000)] if torch_ok else [])
-    times = interleaved_medians(fns, repeats)
-    report.rows.append(Row("LeNet inference, 1,000 images (chunks of 100)", times[0],
-                           times[1] if torch_ok else None))
     if rss_probe and sys.platform == "linux":
         frameworks = ["ours"] + (["torch"] if torch_ok else [])
         probes = {f: step_memory(f, 256, 1000 if not quick else 200, tuned_malloc, threads) for f in frameworks}
@@ -300,24 +304,42 @@ def run_benchmarks(repeats: int = 15, quick: bool = False, tuned_malloc: bool = 
     return report
 
 
-def profile_train_step(batch: int = 64, steps: int = 50) -> str:
-    """Where a training step's time goes: cumulative seconds per primitive forward and per VJP."""
+def profile_train_step(batch: int = 64, steps: int = 100) -> str:
+    """Where a training step's time goes: wall-clock milliseconds per step in each primitive's numpy
+    forward, timed by wrapping every primitive (about 1 us of timing overhead per op), and the rest:
+    the engine, the VJPs' Python, the loss's and the optimizer's bookkeeping."""
     step = our_train_step(batch)
-    step()
-    profiler = cProfile.Profile()
-    profiler.enable()
-    for _ in range(steps):
+    for _ in range(5):
         step()
-    profiler.disable()
-    stats = pstats.Stats(profiler).stats  # {(file, line, name): (calls, ncalls, tottime, cumtime, callers)}
-    total = sum(v[2] for v in stats.values())
-    methods = {}
-    for op in PRIMITIVES:
-        for kind, role in (("forward", "forward"), ("backward", "VJP")):
-            code = getattr(op, kind).__code__
-            methods[(code.co_filename, code.co_firstlineno, kind)] = f"{op.__name__} {role}"
-    rows = sorted(((v[3] / steps, methods[k]) for k, v in stats.items() if k in methods), reverse=True)
-    lines = [f"{'ms/step':>8}  primitive (a VJP's time includes the ops it calls)"]
-    lines += [f"{t * 1e3:8.3f}  {name}" for t, name in rows[:20]]
-    lines.append(f"{total / steps * 1e3:8.3f}  total per step under the profiler (its overhead included)")
+    spent: dict[str, float] = {}
+    calls: dict[str, int] = {}
+    originals = {op: op.__dict__["forward"] for op in PRIMITIVES}
+
+    def timed(op: type, forward: Callable) -> staticmethod:
+        def run(ctx: object, *args: object, **attrs: object) -> np.ndarray:
+            start = time.perf_counter()
+            try:
+                return forward(ctx, *args, **attrs)
+            finally:
+                spent[op.__name__] = spent.get(op.__name__, 0.0) + time.perf_counter() - start
+                calls[op.__name__] = calls.get(op.__name__, 0) + 1
+        return staticmethod(run)
+
+    for op, forward in originals.items():
+        op.forward = timed(op, forward.__func__)
+    try:
+        start = time.perf_counter()
+        for _ in range(steps):
+            step()
+        total = time.perf_counter() - start
+    finally:
+        for op, forward in originals.items():
+            op.forward = forward
+    lines = [f"{'ms/step':>8}  primitive forwards (numpy work), batch {batch}, {parallel.get_num_threads()} thread(s)"]
+    lines += [f"{t / steps * 1e3:8.3f}  {name} (x{calls[name] // steps})"
+              for name, t in sorted(spent.items(), key=lambda kv: -kv[1])[:16]]
+    kernels = sum(spent.values())
+    lines.append(f"{kernels / steps * 1e3:8.3f}  all primitive forwards")
+    lines.append(f"{(total - kernels) / steps * 1e3:8.3f}  everything else (engine, VJP and loss Python, optimizer)")
+    lines.append(f"{total / steps * 1e3:8.3f}  total per step")
     return "\n".join(lines)
