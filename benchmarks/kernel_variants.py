@@ -104,7 +104,7 @@ def max_pool_variants(rng: np.random.Generator) -> None:
     pool = {"kernel": (2, 2), "stride": (2, 2), "padding": (0, 0)}
     assert np.array_equal(MaxPool2d.forward(ctx, x, **pool), max_pool_every_offset(x)[0])
     compare("max pool forward with winners (pool1), batch 64", ("every offset", lambda: max_pool_every_offset(x)),
-            ("rows, then columns", lambda: MaxPool2d.forward(ctx, x, **pool)))
+            ("separable: W, then H", lambda: MaxPool2d.forward(ctx, x, **pool)))
 
 
 def relu_order_variants() -> None:
