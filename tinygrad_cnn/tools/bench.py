@@ -239,39 +239,33 @@ def has_torch() -> bool:
     return True
 
 
+def on_threads(fn: Callable[[], object], ours: int | None = None, torch: int | None = None) -> Callable[[], object]:
+    """`fn` run with tinygrad_cnn's and/or PyTorch's thread count switched first if it differs, so that
+    variants on different thread counts can be interleaved (the switch lands in a block's untimed calls)."""
+    def run() -> object:
+        if ours is not None and parallel.get_num_threads() != ours:
+            parallel.set_num_threads(ours)
+        if torch is not None:
+            import torch as torch_module
+
+            if torch_module.get_num_threads() != torch:
+                torch_module.set_num_threads(torch)
+        return fn()
+
+    return run
+
+
 def run_benchmarks(repeats: int = 15, quick: bool = False, tuned_malloc: bool = False,
                    rss_probe: bool = True, threads: int = 1) -> Report:
-    """The issue-6 workloads: LeNet training steps (batch 64, 256) and inference on 1,000 images with
-    `threads` (what `parallel.set_num_threads` put in effect) against PyTorch on 2 threads; then, on one
-    thread each, a batch-64 step, the per-op engine overhead and conv1 against the textbook loop (a
-    single-threaded Python loop); and memory (in subprocesses)."""
+    """The issue-6 workloads: the per-op engine overhead and conv1 against the textbook loop (a
+    single-threaded Python loop; so is ours here); LeNet training steps (batch 64, 256) with `threads`
+    for tinygrad_cnn against PyTorch on 2 threads, and interleaved with them both on one thread;
+    inference on 1,000 images; and memory (in subprocesses)."""
     report = Report()
     torch_ok = has_torch()
     torch_threads = 2
-    if torch_ok:
-        import torch
-
-        torch.set_num_threads(torch_threads)
     repeats = max(5, repeats // 3) if quick else repeats
-    note = f"threads: {threads} vs {torch_threads}" if torch_ok else ""
-    for batch in (64, 256):
-        fns = [our_train_step(batch)] + ([torch_train_step(batch)] if torch_ok else [])
-        times = interleaved_medians(fns, repeats)
-        report.rows.append(Row(f"LeNet train step, batch {batch}", times[0], times[1] if torch_ok else None,
-                               note=note))
-    fns = [our_inference(1000, 100)] + ([torch_inference(1000)] if torch_ok else [])
-    times = interleaved_medians(fns, repeats)
-    report.rows.append(Row("LeNet inference, 1,000 images (chunks of 100)", times[0],
-                           times[1] if torch_ok else None, note=note))
-
-    # Single-core efficiency: both frameworks on one thread (numpy's BLAS keeps its threads; for
-    # LeNet's small matrices that made no difference in our measurements).
     parallel.set_num_threads(1)
-    if torch_ok:
-        torch.set_num_threads(1)
-    fns = [our_train_step(64)] + ([torch_train_step(64)] if torch_ok else [])
-    times = interleaved_medians(fns, repeats)
-    report.rows.append(Row("LeNet train step, batch 64, one thread each", times[0], times[1] if torch_ok else None))
     (chain,) = interleaved_medians([op_chain(1000)], repeats)
     report.rows.append(Row("engine: 1,000 tiny ops forward+backward", chain, None,
                            note=f"{chain / 1000 * 1e6:.1f} us per op"))
@@ -288,9 +282,22 @@ def run_benchmarks(repeats: int = 15, quick: bool = False, tuned_malloc: bool = 
     loop = float(np.median(one_image)) * 64  # one image, scaled to the batch: the loop is linear in N
     report.rows.append(Row("conv1 forward+backward, batch 64, one thread", ours, loop, "loop",
                            note=f"{loop / ours:,.0f}x faster than the loop"))
+
+    for batch in (64, 256):
+        fns = [on_threads(our_train_step(batch), ours=threads), on_threads(our_train_step(batch), ours=1)]
+        if torch_ok:
+            fns += [on_threads(torch_train_step(batch), torch=torch_threads),
+                    on_threads(torch_train_step(batch), torch=1)]
+        times = interleaved_medians(fns, repeats) + [None, None]
+        report.rows.append(Row(f"LeNet train step, batch {batch}", times[0], times[2],
+                               note=f"threads: {threads} vs {torch_threads}" if torch_ok else f"threads: {threads}"))
+        report.rows.append(Row(f"LeNet train step, batch {batch}, one thread each", times[1], times[3]))
     parallel.set_num_threads(threads)
-    if torch_ok:
-        torch.set_num_threads(torch_threads)
+    fns = [our_inference(1000, 100)] + ([on_threads(torch_inference(1000), torch=torch_threads)] if torch_ok else [])
+    times = interleaved_medians(fns, repeats)
+    report.rows.append(Row("LeNet inference, 1,000 images (chunks of 100)", times[0],
+                           times[1] if torch_ok else None,
+                           note=f"threads: {threads} vs {torch_threads}" if torch_ok else f"threads: {threads}"))
     if rss_probe and sys.platform == "linux":
         frameworks = ["ours"] + (["torch"] if torch_ok else [])
         probes = {f: step_memory(f, 256, 1000 if not quick else 200, tuned_malloc, threads) for f in frameworks}
