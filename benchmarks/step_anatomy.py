@@ -1,0 +1,224 @@
+"""Why a LeNet training step takes what it takes: the measurements behind docs/performance.md's
+sections on threads and on the engine's floor.
+
+    python benchmarks/step_anatomy.py
+
+1. The engine's floor: a batch-64 step with every primitive's numpy forward replaced by its recorded
+   result, so that only the engine, the VJPs' Python, the loss and the optimizer remain.
+2. Waking a sleeping worker thread: the latency of a hand-off after the main thread was busy for a while.
+3. Each conv kernel of a batch-64 step on one thread and split over two, in isolation.
+4. The same split inside a training step: how long each half takes, and how long the main thread waits.
+5. Whole steps, interleaved: no threads, 2 threads (OpenBLAS pinned to one thread, as
+   `parallel.set_num_threads` does), 2 threads with OpenBLAS left on its own 2 threads, two half-batch
+   steps on two Python threads, and a step that rebuilds the im2col columns in the backward instead of
+   keeping them from the forward.
+"""
+
+from __future__ import annotations
+
+import statistics
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, wait
+
+import numpy as np
+
+from tinygrad_cnn import parallel
+from tinygrad_cnn.autograd import Context
+from tinygrad_cnn.ops import PRIMITIVES, conv
+from tinygrad_cnn.perf import freeze_gc, tune_malloc
+from tinygrad_cnn.tools.bench import interleaved_medians, our_train_step
+
+PARAMS = {"stride": (1, 1), "padding": (0, 0), "dilation": (1, 1), "groups": 1}
+
+
+def median_ms(fn: Callable[[], object], repeats: int = 200) -> float:
+    for _ in range(10):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1e3
+
+
+def engine_floor() -> None:
+    step = our_train_step(64)
+    for _ in range(5):
+        step()
+    originals = {op: op.__dict__["forward"] for op in PRIMITIVES}
+    recorded: list[tuple[np.ndarray, dict]] = []
+    calls = iter(())
+
+    def replay(op: type) -> staticmethod:
+        def forward(ctx: Context, *args: object, **attrs: object) -> np.ndarray:
+            out, kept = next(calls)
+            # Replayed outputs feed the next ops, so what the real forward saved is again these very arrays.
+            ctx.save_for_backward(*kept["__saved__"])
+            for name, value in kept.items():
+                if name != "__saved__":
+                    setattr(ctx, name, value)
+            return out
+        return staticmethod(forward)
+
+    def recording(op: type, real: Callable) -> staticmethod:
+        def forward(ctx: Context, *args: object, **attrs: object) -> np.ndarray:
+            out = real(ctx, *args, **attrs)
+            recorded.append((out, {**vars(ctx), "__saved__": ctx.saved}))
+            return out
+        return staticmethod(forward)
+
+    try:
+        for op, forward in originals.items():
+            op.forward = recording(op, forward.__func__)
+        step()
+        for op in originals:
+            op.forward = replay(op)
+
+        def replayed_step() -> None:
+            nonlocal calls
+            calls = iter(recorded)
+            step()
+
+        floor = median_ms(replayed_step, 100)
+    finally:
+        for op, forward in originals.items():
+            op.forward = forward
+    print(f"1. batch-64 step with the numpy kernels replaced by recorded results: {floor:.2f} ms "
+          f"(a real step: {median_ms(step, 100):.2f} ms)")
+
+
+def wake_latency() -> None:
+    pool = ThreadPoolExecutor(1)
+    pool.submit(lambda: None).result()
+    for busy_ms in (0.0, 0.2, 1.0, 3.0):
+        latencies = []
+        for _ in range(300):
+            start = time.perf_counter()
+            while time.perf_counter() - start < busy_ms / 1e3:
+                pass
+            sent = time.perf_counter()
+            latencies.append(pool.submit(time.perf_counter).result() - sent)
+        median, p90 = statistics.median(latencies) * 1e6, np.percentile(latencies, 90) * 1e6
+        print(f"2. hand-off after {busy_ms:.1f} ms busy: the worker starts after {median:.0f} us (median), "
+              f"{p90:.0f} us (p90)")
+    pool.shutdown()
+
+
+def kernels_in_isolation() -> None:
+    rng = np.random.default_rng(0)
+    ctx = Context(conv.Conv2d, (), {})
+    ctx.needs_input_grad = (True, True)
+    cases = []
+    for name, c, hw, o in (("conv1", 1, 28, 6), ("conv2", 6, 12, 16)):
+        x = rng.standard_normal((64, c, hw, hw), dtype=np.float32)
+        w = rng.standard_normal((o, c, 5, 5), dtype=np.float32)
+        g = rng.standard_normal((64, o, hw - 4, hw - 4), dtype=np.float32)
+        cases += [(f"{name} forward", lambda x=x, w=w: conv.Conv2d.forward(ctx, x, w, **PARAMS)),
+                  (f"{name} weight gradient",
+                   lambda x=x, g=g: conv.Conv2dWeightGrad.forward(ctx, x, g, (5, 5), **PARAMS))]
+        if c > 1:
+            cases.append((f"{name} input gradient",
+                          lambda g=g, w=w, hw=hw: conv.Conv2dInputGrad.forward(ctx, g, w, (hw, hw), **PARAMS)))
+    for name, fn in cases:
+        one = median_ms(fn)
+        parallel.set_num_threads(2)
+        two = median_ms(fn)
+        parallel.set_num_threads(1)
+        print(f"3. {name}, batch 64, in isolation: 1 thread {one:.3f} ms, 2 threads {two:.3f} ms")
+
+
+def halves_in_a_step() -> None:
+    parallel.set_num_threads(2)
+    spans: dict[str, list[tuple[float, float, float]]] = {}
+    real_map = parallel.map_parts
+
+    def timed_map(fn: Callable, parts: list) -> list:
+        pool = parallel._pool
+        if pool is None or len(parts) < 2:
+            return real_map(fn, parts)
+        half = len(parts) // 2
+        start = time.perf_counter()
+
+        def worker_run() -> tuple[list, float]:
+            t = time.perf_counter()
+            return [fn(p) for p in parts[half:]], time.perf_counter() - t
+
+        future = pool.submit(worker_run)
+        ours = [fn(p) for p in parts[:half]]
+        mine = time.perf_counter() - start
+        wait([future])
+        theirs, their_time = future.result()
+        spans.setdefault(fn.__qualname__.split(".")[0], []).append((mine, their_time, time.perf_counter() - start))
+        return ours + theirs
+
+    parallel.map_parts = timed_map
+    try:
+        step = our_train_step(64)
+        for _ in range(200):
+            step()
+    finally:
+        parallel.map_parts = real_map
+        parallel.set_num_threads(1)
+    for name, rows in spans.items():
+        mine, theirs, total = (statistics.median(col) * 1e3 for col in zip(*rows))
+        print(f"4. {name} in a batch-64 step on 2 threads: main thread's half {mine:.3f} ms, worker's half "
+              f"{theirs:.3f} ms, the whole split {total:.3f} ms (medians over both convs)")
+
+
+def whole_steps() -> None:
+    blas = parallel._blas_thread_calls()
+
+    def variant(step: Callable[[], None], threads: int, blas_threads: int) -> Callable[[], None]:
+        def run() -> None:  # switches land in each block's untimed steps
+            if parallel.get_num_threads() != threads:
+                parallel.set_num_threads(threads)
+            if blas is not None and blas[0]() != blas_threads:
+                blas[1](blas_threads)
+            step()
+        return run
+
+    halves = [our_train_step(32), our_train_step(32)]
+
+    def two_half_steps() -> None:
+        other = threading.Thread(target=halves[1])
+        other.start()
+        halves[0]()
+        other.join()
+
+    keep = our_train_step(64)
+
+    def rebuild_columns() -> None:
+        kept = conv.Conv2d.backward
+
+        def backward(ctx: Context, grad: object) -> tuple:
+            ctx.cols = None  # as if the forward had not kept them: the weight gradient rebuilds its own
+            return kept(ctx, grad)
+
+        conv.Conv2d.backward = staticmethod(backward)
+        try:
+            keep()
+        finally:
+            conv.Conv2d.backward = staticmethod(kept)
+
+    variants = {"no threads": variant(our_train_step(64), 1, 2),
+                "2 threads (OpenBLAS pinned to 1)": variant(our_train_step(64), 2, 1),
+                "2 threads, OpenBLAS on 2 threads too": variant(our_train_step(64), 2, 2),
+                "two half-batch steps on 2 Python threads": variant(two_half_steps, 1, 1),
+                "no threads, columns rebuilt in the backward": variant(rebuild_columns, 1, 2)}
+    times = interleaved_medians(list(variants.values()), repeats=9)
+    parallel.set_num_threads(1)
+    for name, t in zip(variants, times):
+        print(f"5. batch-64 training step, {name}: {t * 1e3:.2f} ms")
+
+
+if __name__ == "__main__":
+    tune_malloc()
+    freeze_gc()
+    engine_floor()
+    wake_latency()
+    kernels_in_isolation()
+    halves_in_a_step()
+    whole_steps()
