@@ -50,6 +50,8 @@ def offline(monkeypatch: pytest.MonkeyPatch) -> None:
     ("--batch-size", "0", "argument --batch-size: must be >= 1, got 0"),
     ("--momentum", "1", r"argument --momentum: must be in [0, 1), got 1"),
     ("--optimizer", "rmsprop", "argument --optimizer: invalid choice: 'rmsprop'"),
+    ("--threads", "0", "argument --threads: must be >= 1, got 0"),
+    ("--threads", "2.5", "argument --threads: expected an integer, got '2.5'"),
 ])
 def test_bad_arguments_are_rejected_by_argparse(option: str, value: str, message: str, tmp_path: Path,
                                                 capsys: pytest.CaptureFixture) -> None:

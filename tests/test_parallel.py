@@ -159,3 +159,16 @@ def test_bad_thread_counts_are_refused_and_change_nothing(bad: object) -> None:
     with pytest.raises(ValueError, match=r"set_num_threads: expected a positive int, got"):
         parallel.set_num_threads(bad)  # type: ignore[arg-type]
     assert parallel.get_num_threads() == 1
+
+
+def test_the_cli_uses_the_threads_asked_for_and_leaves_them_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--threads` reaches parallel.set_num_threads; its default is the cores available (at most 4)."""
+    from tinygrad_cnn.cli import build_parser
+    from tinygrad_cnn.cli.args import apply_threads
+
+    asked: list[int] = []
+    monkeypatch.setattr(parallel, "set_num_threads", lambda n: asked.append(n) or n)
+    for argv, expected in ((["bench", "--threads", "1"], 1), (["bench", "--threads", "3"], 3),
+                           (["bench"], min(parallel.available_cores(limit=10 ** 6), 4))):
+        assert apply_threads(build_parser().parse_args(argv)) == expected
+    assert asked == [1, 3, min(parallel.available_cores(limit=10 ** 6), 4)]

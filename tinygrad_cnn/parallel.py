@@ -1,14 +1,15 @@
 """Batch parallelism: the convolutions split their batch over threads.
 
 numpy releases the GIL inside its loops and BLAS calls, so threads that work on disjoint slices of a
-batch run on separate cores. Handing work to another thread and waiting for it costs ~20-50 us on
-our 2-core machine, so only kernels worth hundreds of microseconds split (`MIN_PARALLEL_MACS`).
+batch run on separate cores. Handing work to another thread costs 7-80 us on our 2-core machine
+(more, the longer the worker slept), so only kernels worth hundreds of microseconds split
+(`MIN_PARALLEL_MACS`).
 
 Off by default: one thread, and numpy's BLAS keeps its own threads. `set_num_threads(n)` turns it on
 and pins OpenBLAS to one thread: BLAS's own threads keep spinning for a while after each call and
-would compete with ours for the same cores (measured on a LeNet step: 5-6 % slower than no threads
-at all, instead of ~14 % faster). That is a process-wide change, which is why the library never makes
-it on import; the `tinygrad-cnn` command does.
+compete with ours for the same cores (`benchmarks/step_anatomy.py`: a LeNet step then ran 5 % slower
+than with no threads at all, instead of 8 % faster). That is a process-wide change, which is why the
+library never makes it on import; the `tinygrad-cnn` command does.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from typing import TypeVar
 
+P = TypeVar("P")
 T = TypeVar("T")
 
 # Below this many multiply-adds a kernel runs on the calling thread: a hand-off would cost more than it saves.
@@ -62,7 +64,8 @@ def _blas_thread_calls() -> tuple[Callable[[], int], Callable[[int], None]] | No
 def set_num_threads(n: int) -> int:
     """Use `n` threads for the big kernels (1: off). Returns the number in effect: 1 where numpy's BLAS
     is not an OpenBLAS whose thread count we can pin. `n > 1` sets OpenBLAS to one thread for the whole
-    process; `set_num_threads(1)` gives it back the count it had."""
+    process; `set_num_threads(1)` gives it back the count it had. Like torch.set_num_threads, call it
+    between steps, not while another thread is running tinygrad_cnn ops."""
     global _threads, _pool, _blas_threads_before
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"set_num_threads: expected a positive int, got {n!r}")
@@ -107,7 +110,7 @@ def batch_parts(n: int, chunk: int, macs: int) -> list[slice]:
     return [slice(a, b) for a, b in zip(bounds, bounds[1:])]
 
 
-def map_parts(fn: Callable[[slice], T], parts: Sequence[slice]) -> list[T]:
+def map_parts(fn: Callable[[P], T], parts: Sequence[P]) -> list[T]:
     """[fn(part) for part in parts], the parts divided between the threads in contiguous runs (the
     calling thread takes the first run). Every run has finished when this returns or raises."""
     pool = _pool

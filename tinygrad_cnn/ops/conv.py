@@ -115,10 +115,10 @@ def _input_grad_flat_shift(g: np.ndarray, w: np.ndarray, input_hw: Pair, padding
 BATCH_CHUNK = 64
 
 
-def _chunks(out: np.ndarray, w: np.ndarray) -> list[slice]:
+def _chunks(out: np.ndarray, ckk: int) -> list[slice]:
     """The batch in chunks of at most BATCH_CHUNK images, spread over the threads if the conv is big
-    enough. `out`: the (N, O, Ho, Wo) output or output gradient; `w`: the weight."""
-    return parallel.batch_parts(out.shape[0], BATCH_CHUNK, macs=out.size * w[0].size)
+    enough: `out` is the (N, O, Ho, Wo) output or output gradient, each element CKK multiply-adds."""
+    return parallel.batch_parts(out.shape[0], BATCH_CHUNK, macs=out.size * ckk)
 
 
 def _input_grad_col2im(g: np.ndarray, w: np.ndarray, input_hw: Pair, stride: Pair, padding: Pair,
@@ -145,7 +145,7 @@ class Conv2d(Function):
             return b, cols
 
         # The weight gradient needs the same columns: keep them (per chunk) instead of rebuilding them.
-        ctx.cols = parallel.map_parts(chunk, _chunks(y, w))
+        ctx.cols = parallel.map_parts(chunk, _chunks(y, w[0].size))
         ctx.save_for_backward(x, w)
         return y
 
@@ -172,7 +172,7 @@ class Conv2dInputGrad(Function):
             else:
                 dx[b] = _input_grad_col2im(g[b], w, input_hw, stride, padding, dilation, groups)
 
-        parallel.map_parts(chunk, _chunks(g, w))
+        parallel.map_parts(chunk, _chunks(g, w[0].size))
         return dx
 
     @staticmethod
@@ -202,7 +202,7 @@ class Conv2dWeightGrad(Function):
             return np.matmul(cols, g_mat.transpose(0, 1, 3, 2)).sum(axis=0)  # (B, G, CKK, O/G) -> (G, CKK, O/G)
 
         if _cols is None:  # our own chunks, or forward's when it kept its columns
-            parts = parallel.map_parts(chunk, parallel.batch_parts(x.shape[0], BATCH_CHUNK, macs=g.size * ckk))
+            parts = parallel.map_parts(chunk, _chunks(g, ckk))
         else:
             parts = parallel.map_parts(lambda bc: chunk(*bc), _cols)
         dw_t = sum(parts[1:], parts[0])                                         # (G, CKK, O/G)
