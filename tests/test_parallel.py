@@ -172,3 +172,29 @@ def test_the_cli_uses_the_threads_asked_for_and_leaves_them_on(monkeypatch: pyte
                            (["bench"], min(parallel.available_cores(limit=10 ** 6), 4))):
         assert apply_threads(build_parser().parse_args(argv)) == expected
     assert asked == [1, 3, min(parallel.available_cores(limit=10 ** 6), 4)]
+
+
+def _conv_in_child(queue: object) -> None:
+    x = Tensor(np.ones((64, 6, 12, 12), dtype=np.float32))
+    w = Tensor(np.ones((16, 6, 5, 5), dtype=np.float32))
+    queue.put((parallel.get_num_threads(), float(F.conv2d(x, w).data[0, 0, 0, 0])))
+
+
+def test_a_forked_child_runs_on_one_thread_instead_of_hanging(two_threads: None) -> None:
+    """The child of a fork has none of the parent's threads; handing work to the copied pool would wait
+    forever (e.g. a multiprocessing data loader that runs the model)."""
+    import multiprocessing
+
+    if "fork" not in multiprocessing.get_all_start_methods():
+        pytest.skip("no fork on this platform")
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    child = context.Process(target=_conv_in_child, args=(queue,))
+    child.start()
+    child.join(30)
+    hung = child.is_alive()
+    if hung:
+        child.kill()
+    assert not hung, "the child hung in a split convolution"
+    assert queue.get(timeout=5) == (1, 150.0)
+    assert parallel.get_num_threads() == 2  # the parent keeps its threads

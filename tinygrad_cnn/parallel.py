@@ -101,6 +101,16 @@ def _mark_worker() -> None:
     _state.worker = True
 
 
+def _after_fork_in_child() -> None:
+    # A forked child has none of the parent's threads: work handed to the copied pool would never run.
+    global _pool, _threads
+    _pool, _threads = None, 1
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def batch_parts(n: int, chunk: int, macs: int) -> list[slice]:
     """Split a batch of n into slices of at most `chunk` items, as many per thread, when the kernel's
     `macs` (multiply-adds for the whole batch) make splitting over threads pay; else chunks only."""
