@@ -12,15 +12,19 @@ sections on threads and on the engine's floor.
    `parallel.set_num_threads` does), 2 threads with OpenBLAS left on its own 2 threads, two half-batch
    steps on two Python threads, and a step that rebuilds the im2col columns in the backward instead of
    keeping them from the forward.
+6. The lever threads leave: conv2's input gradient with its second half computed by a forked worker
+   process on shared memory (no GIL between the halves), copies in and out included.
 """
 
 from __future__ import annotations
 
+import multiprocessing
 import statistics
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
+from multiprocessing import shared_memory
 
 import numpy as np
 
@@ -214,6 +218,52 @@ def whole_steps() -> None:
         print(f"5. batch-64 training step, {name}: {t * 1e3:.2f} ms")
 
 
+def process_split() -> None:
+    rng = np.random.default_rng(0)
+    g = rng.standard_normal((64, 16, 8, 8), dtype=np.float32)   # conv2's output gradient, batch 64
+    w = rng.standard_normal((16, 6, 5, 5), dtype=np.float32)
+    ctx = Context(conv.Conv2dInputGrad, (), {})
+
+    def input_grad(grad: np.ndarray) -> np.ndarray:
+        return conv.Conv2dInputGrad.forward(ctx, grad, w, (12, 12), **PARAMS)
+
+    dx_shape = (64, 6, 12, 12)
+    memories = [shared_memory.SharedMemory(create=True, size=size) for size in (g.nbytes, 4 * int(np.prod(dx_shape)))]
+    shared_g = np.ndarray(g.shape, np.float32, memories[0].buf)
+    shared_dx = np.ndarray(dx_shape, np.float32, memories[1].buf)
+    ours, theirs = multiprocessing.Pipe()
+
+    def worker() -> None:
+        while theirs.recv_bytes() == b"go":
+            shared_dx[32:] = input_grad(shared_g[32:])
+            theirs.send_bytes(b"done")
+
+    child = multiprocessing.get_context("fork").Process(target=worker)
+    child.start()
+
+    def split() -> np.ndarray:
+        np.copyto(shared_g, g)
+        ours.send_bytes(b"go")
+        shared_dx[:32] = input_grad(g[:32])
+        ours.recv_bytes()
+        return shared_dx.copy()
+
+    try:
+        assert np.allclose(split(), input_grad(g), atol=1e-4)
+        one, two_processes = median_ms(lambda: input_grad(g)), median_ms(split)
+        parallel.set_num_threads(2)
+        two_threads = median_ms(lambda: input_grad(g))
+        parallel.set_num_threads(1)
+    finally:
+        ours.send_bytes(b"stop")
+        child.join()
+        for memory in memories:
+            memory.close()
+            memory.unlink()
+    print(f"6. conv2 input gradient, batch 64: 1 thread {one:.3f} ms, 2 threads {two_threads:.3f} ms, "
+          f"2 processes (copies included) {two_processes:.3f} ms")
+
+
 if __name__ == "__main__":
     tune_malloc()
     freeze_gc()
@@ -222,3 +272,4 @@ if __name__ == "__main__":
     kernels_in_isolation()
     halves_in_a_step()
     whole_steps()
+    process_split()
