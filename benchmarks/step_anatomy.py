@@ -23,40 +23,41 @@ import statistics
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from multiprocessing import shared_memory
 
 import numpy as np
 
 from tinygrad_cnn import parallel
 from tinygrad_cnn.autograd import Context
-from tinygrad_cnn.ops import PRIMITIVES, conv
+from tinygrad_cnn.ops import conv
 from tinygrad_cnn.perf import freeze_gc, tune_malloc
-from tinygrad_cnn.tools.bench import interleaved_medians, our_train_step
+from tinygrad_cnn.tools.bench import forwards_replaced, interleaved_medians, on_threads, our_train_step
 
 PARAMS = {"stride": (1, 1), "padding": (0, 0), "dilation": (1, 1), "groups": 1}
 
 
-def median_ms(fn: Callable[[], object], repeats: int = 200) -> float:
-    for _ in range(10):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1e3
+def medians_ms(fns: list[Callable[[], object]]) -> list[float]:
+    """Interleaved medians (tools.bench), back to back: these kernels leave no threads spinning."""
+    return [t * 1e3 for t in interleaved_medians(fns, repeats=9, pause=0.0)]
 
 
 def engine_floor() -> None:
     step = our_train_step(64)
     for _ in range(5):
         step()
-    originals = {op: op.__dict__["forward"] for op in PRIMITIVES}
     recorded: list[tuple[np.ndarray, dict]] = []
-    calls = iter(())
 
-    def replay(op: type) -> staticmethod:
+    def recording(op: type, real: Callable) -> Callable:
+        def forward(ctx: Context, *args: object, **attrs: object) -> np.ndarray:
+            out = real(ctx, *args, **attrs)
+            recorded.append((out, {**vars(ctx), "__saved__": ctx.saved}))
+            return out
+        return forward
+
+    calls = iter(recorded)
+
+    def replaying(op: type, real: Callable) -> Callable:
         def forward(ctx: Context, *args: object, **attrs: object) -> np.ndarray:
             out, kept = next(calls)
             # Replayed outputs feed the next ops, so what the real forward saved is again these very arrays.
@@ -65,33 +66,20 @@ def engine_floor() -> None:
                 if name != "__saved__":
                     setattr(ctx, name, value)
             return out
-        return staticmethod(forward)
+        return forward
 
-    def recording(op: type, real: Callable) -> staticmethod:
-        def forward(ctx: Context, *args: object, **attrs: object) -> np.ndarray:
-            out = real(ctx, *args, **attrs)
-            recorded.append((out, {**vars(ctx), "__saved__": ctx.saved}))
-            return out
-        return staticmethod(forward)
-
-    try:
-        for op, forward in originals.items():
-            op.forward = recording(op, forward.__func__)
+    def replayed_step() -> None:
+        nonlocal calls
+        calls = iter(recorded)
         step()
-        for op in originals:
-            op.forward = replay(op)
 
-        def replayed_step() -> None:
-            nonlocal calls
-            calls = iter(recorded)
-            step()
-
-        floor = median_ms(replayed_step, 100)
-    finally:
-        for op, forward in originals.items():
-            op.forward = forward
+    with forwards_replaced(recording):
+        step()
+    with forwards_replaced(replaying):
+        (floor,) = medians_ms([replayed_step])
+    (real,) = medians_ms([step])
     print(f"1. batch-64 step with the numpy kernels replaced by recorded results: {floor:.2f} ms "
-          f"(a real step: {median_ms(step, 100):.2f} ms)")
+          f"(a real step: {real:.2f} ms)")
 
 
 def wake_latency() -> None:
@@ -127,36 +115,32 @@ def kernels_in_isolation() -> None:
             cases.append((f"{name} input gradient",
                           lambda g=g, w=w, hw=hw: conv.Conv2dInputGrad.forward(ctx, g, w, (hw, hw), **PARAMS)))
     for name, fn in cases:
-        one = median_ms(fn)
-        parallel.set_num_threads(2)
-        two = median_ms(fn)
-        parallel.set_num_threads(1)
+        one, two = medians_ms([on_threads(fn, ours=1), on_threads(fn, ours=2)])
         print(f"3. {name}, batch 64, in isolation: 1 thread {one:.3f} ms, 2 threads {two:.3f} ms")
+    parallel.set_num_threads(1)
 
 
 def halves_in_a_step() -> None:
     parallel.set_num_threads(2)
     spans: dict[str, list[tuple[float, float, float]]] = {}
     real_map = parallel.map_parts
+    main_thread = threading.current_thread()
 
     def timed_map(fn: Callable, parts: list) -> list:
-        pool = parallel._pool
-        if pool is None or len(parts) < 2:
-            return real_map(fn, parts)
-        half = len(parts) // 2
+        spent = {"main": 0.0, "worker": 0.0}
+
+        def timed(part: object) -> object:
+            start = time.perf_counter()
+            result = fn(part)
+            spent["main" if threading.current_thread() is main_thread else "worker"] += time.perf_counter() - start
+            return result
+
         start = time.perf_counter()
-
-        def worker_run() -> tuple[list, float]:
-            t = time.perf_counter()
-            return [fn(p) for p in parts[half:]], time.perf_counter() - t
-
-        future = pool.submit(worker_run)
-        ours = [fn(p) for p in parts[:half]]
-        mine = time.perf_counter() - start
-        wait([future])
-        theirs, their_time = future.result()
-        spans.setdefault(fn.__qualname__.split(".")[0], []).append((mine, their_time, time.perf_counter() - start))
-        return ours + theirs
+        results = real_map(timed, parts)
+        if spent["worker"]:
+            op = fn.__qualname__.split(".")[0]
+            spans.setdefault(op, []).append((spent["main"], spent["worker"], time.perf_counter() - start))
+        return results
 
     parallel.map_parts = timed_map
     try:
@@ -175,14 +159,12 @@ def halves_in_a_step() -> None:
 def whole_steps() -> None:
     blas = parallel._blas_thread_calls()
 
-    def variant(step: Callable[[], None], threads: int, blas_threads: int) -> Callable[[], None]:
-        def run() -> None:  # switches land in each block's untimed steps
-            if parallel.get_num_threads() != threads:
-                parallel.set_num_threads(threads)
+    def variant(step: Callable[[], None], threads: int, blas_threads: int) -> Callable[[], object]:
+        def with_blas() -> None:  # after on_threads, whose set_num_threads pins OpenBLAS to 1
             if blas is not None and blas[0]() != blas_threads:
                 blas[1](blas_threads)
             step()
-        return run
+        return on_threads(with_blas, ours=threads)
 
     halves = [our_train_step(32), our_train_step(32)]
 
@@ -238,6 +220,10 @@ def process_split() -> None:
             shared_dx[32:] = input_grad(shared_g[32:])
             theirs.send_bytes(b"done")
 
+    blas = parallel._blas_thread_calls()
+    blas_before = blas[0]() if blas is not None else None
+    if blas is not None:
+        blas[1](1)  # the forked worker inherits this too
     child = multiprocessing.get_context("fork").Process(target=worker)
     child.start()
 
@@ -250,9 +236,10 @@ def process_split() -> None:
 
     try:
         assert np.allclose(split(), input_grad(g), atol=1e-4)
-        one, two_processes = median_ms(lambda: input_grad(g)), median_ms(split)
+        # One BLAS thread in every variant, so that no variant runs more threads than there are cores.
+        (one,), (two_processes,) = medians_ms([lambda: input_grad(g)]), medians_ms([split])
         parallel.set_num_threads(2)
-        two_threads = median_ms(lambda: input_grad(g))
+        (two_threads,) = medians_ms([lambda: input_grad(g)])
         parallel.set_num_threads(1)
     finally:
         ours.send_bytes(b"stop")
@@ -260,6 +247,8 @@ def process_split() -> None:
         for memory in memories:
             memory.close()
             memory.unlink()
+        if blas is not None:
+            blas[1](blas_before)
     print(f"6. conv2 input gradient, batch 64: 1 thread {one:.3f} ms, 2 threads {two_threads:.3f} ms, "
           f"2 processes (copies included) {two_processes:.3f} ms")
 

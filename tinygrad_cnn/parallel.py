@@ -15,6 +15,7 @@ library never makes it on import; the `tinygrad-cnn` command does.
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import threading
 from collections.abc import Callable, Sequence
@@ -48,6 +49,7 @@ def _openblas() -> ctypes.CDLL | None:
     return None
 
 
+@functools.cache  # the loaded library does not change
 def _blas_thread_calls() -> tuple[Callable[[], int], Callable[[int], None]] | None:
     lib = _openblas()
     # The exported names depend on how OpenBLAS was built: plain, or prefixed and suffixed as in numpy's wheels.

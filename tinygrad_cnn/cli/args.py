@@ -31,9 +31,10 @@ def bounded(kind: type, low: float, high: float = math.inf, open_low: bool = Fal
 
 
 def add_threads_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--threads", type=bounded(int, 1), default=parallel.available_cores(),
+    cores = parallel.available_cores()
+    p.add_argument("--threads", type=bounded(int, 1), default=cores,
                    help="threads for the convolutions; 1 turns batch parallelism off and leaves numpy's BLAS "
-                        f"alone (default: the cores available, at most 4: {parallel.available_cores()} here)")
+                        f"alone (default: the cores available, at most 4: {cores} here)")
 
 
 def apply_threads(args: argparse.Namespace) -> int:

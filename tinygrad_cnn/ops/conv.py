@@ -88,7 +88,7 @@ def _input_grad_flat_shift(g: np.ndarray, w: np.ndarray, input_hw: Pair, padding
     shift of i*dh*Wp + j*dw, one contiguous run. The widened columns are zero, so nothing they carry
     past a row's end is wrong. The KW column shifts go into the GEMM's operand (KW shifted copies of g),
     leaving KH row-shifted adds of a (C*KH)-row product instead of KH*KW adds of a (C*KH*KW)-row one:
-    LeNet's conv2 input gradient went from 0.88 to 0.65 ms."""
+    LeNet's conv2 input gradient went from 0.86 to 0.59 ms (benchmarks/kernel_variants.py)."""
     n, o, ho, wo = g.shape
     c_g, kh, kw = w.shape[1:]
     o_g = o // groups
@@ -198,7 +198,7 @@ class Conv2dWeightGrad(Function):
                 cols = im2col(x[b], kernel_hw, stride, padding, dilation, groups)  # (B, G, CKK, P)
             g_mat = g[b].reshape(cols.shape[0], groups, o // groups, cols.shape[3])  # (B, G, O/G, P)
             # dw^T = cols @ g^T rather than dw = g @ cols^T: with the big operand (the columns) row-major,
-            # BLAS ran LeNet's conv2 weight gradient 1.9x faster (and conv1's as fast).
+            # BLAS ran LeNet's conv2 weight gradient 1.7x faster (benchmarks/kernel_variants.py).
             return np.matmul(cols, g_mat.transpose(0, 1, 3, 2)).sum(axis=0)  # (B, G, CKK, O/G) -> (G, CKK, O/G)
 
         if _cols is None:  # our own chunks, or forward's when it kept its columns

@@ -7,11 +7,12 @@ and the medians are compared. Nothing here is asserted in tests.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -242,14 +243,15 @@ def has_torch() -> bool:
 def on_threads(fn: Callable[[], object], ours: int | None = None, torch: int | None = None) -> Callable[[], object]:
     """`fn` run with tinygrad_cnn's and/or PyTorch's thread count switched first if it differs, so that
     variants on different thread counts can be interleaved (the switch lands in a block's untimed calls)."""
+    torch_module = None
+    if torch is not None:
+        import torch as torch_module
+
     def run() -> object:
         if ours is not None and parallel.get_num_threads() != ours:
             parallel.set_num_threads(ours)
-        if torch is not None:
-            import torch as torch_module
-
-            if torch_module.get_num_threads() != torch:
-                torch_module.set_num_threads(torch)
+        if torch_module is not None and torch_module.get_num_threads() != torch:
+            torch_module.set_num_threads(torch)
         return fn()
 
     return run
@@ -281,21 +283,21 @@ def run_benchmarks(repeats: int = 15, quick: bool = False, tuned_malloc: bool = 
     report.rows.append(Row("conv1 forward+backward, batch 64, one thread", ours, loop, "loop",
                            note=f"{loop / ours:,.0f}x faster than the loop"))
 
+    note = f"threads: {threads} vs {torch_threads}" if torch_ok else f"threads: {threads}"
     for batch in (64, 256):
         fns = [on_threads(our_train_step(batch), ours=threads), on_threads(our_train_step(batch), ours=1)]
         if torch_ok:
             fns += [on_threads(torch_train_step(batch), torch=torch_threads),
                     on_threads(torch_train_step(batch), torch=1)]
-        times = interleaved_medians(fns, repeats) + [None, None]
-        report.rows.append(Row(f"LeNet train step, batch {batch}", times[0], times[2],
-                               note=f"threads: {threads} vs {torch_threads}" if torch_ok else f"threads: {threads}"))
-        report.rows.append(Row(f"LeNet train step, batch {batch}, one thread each", times[1], times[3]))
+        times = interleaved_medians(fns, repeats)
+        (ours, ours_one), (theirs, theirs_one) = times[:2], times[2:] or (None, None)
+        report.rows.append(Row(f"LeNet train step, batch {batch}", ours, theirs, note=note))
+        report.rows.append(Row(f"LeNet train step, batch {batch}, one thread each", ours_one, theirs_one))
     parallel.set_num_threads(threads)
     fns = [our_inference(1000, 100)] + ([on_threads(torch_inference(1000), torch=torch_threads)] if torch_ok else [])
     times = interleaved_medians(fns, repeats)
     report.rows.append(Row("LeNet inference, 1,000 images (chunks of 100)", times[0],
-                           times[1] if torch_ok else None,
-                           note=f"threads: {threads} vs {torch_threads}" if torch_ok else f"threads: {threads}"))
+                           times[1] if torch_ok else None, note=note))
     if rss_probe and sys.platform == "linux":
         frameworks = ["ours"] + (["torch"] if torch_ok else [])
         probes = {f: step_memory(f, 256, 1000 if not quick else 200, tuned_malloc, threads) for f in frameworks}
@@ -309,6 +311,20 @@ def run_benchmarks(repeats: int = 15, quick: bool = False, tuned_malloc: bool = 
     return report
 
 
+@contextlib.contextmanager
+def forwards_replaced(replacement: Callable[[type, Callable], Callable]) -> Iterator[None]:
+    """Inside the block, every primitive's forward is `replacement(op, its original forward)`; the
+    originals come back afterwards, also after an error."""
+    originals = {op: op.__dict__["forward"] for op in PRIMITIVES}
+    for op, forward in originals.items():
+        op.forward = staticmethod(replacement(op, forward.__func__))
+    try:
+        yield
+    finally:
+        for op, forward in originals.items():
+            op.forward = forward
+
+
 def profile_train_step(batch: int = 64, steps: int = 100) -> str:
     """Where a training step's time goes: wall-clock milliseconds per step in each primitive's numpy
     forward, timed by wrapping every primitive (about 1 us of timing overhead per op), and the rest:
@@ -318,9 +334,8 @@ def profile_train_step(batch: int = 64, steps: int = 100) -> str:
         step()
     spent: dict[str, float] = {}
     calls: dict[str, int] = {}
-    originals = {op: op.__dict__["forward"] for op in PRIMITIVES}
 
-    def timed(op: type, forward: Callable) -> staticmethod:
+    def timed(op: type, forward: Callable) -> Callable:
         def run(ctx: object, *args: object, **attrs: object) -> np.ndarray:
             start = time.perf_counter()
             try:
@@ -328,18 +343,13 @@ def profile_train_step(batch: int = 64, steps: int = 100) -> str:
             finally:
                 spent[op.__name__] = spent.get(op.__name__, 0.0) + time.perf_counter() - start
                 calls[op.__name__] = calls.get(op.__name__, 0) + 1
-        return staticmethod(run)
+        return run
 
-    for op, forward in originals.items():
-        op.forward = timed(op, forward.__func__)
-    try:
+    with forwards_replaced(timed):
         start = time.perf_counter()
         for _ in range(steps):
             step()
         total = time.perf_counter() - start
-    finally:
-        for op, forward in originals.items():
-            op.forward = forward
     lines = [f"{'ms/step':>8}  primitive forwards (numpy work), batch {batch}, {parallel.get_num_threads()} thread(s)"]
     lines += [f"{t / steps * 1e3:8.3f}  {name} (x{calls[name] // steps})"
               for name, t in sorted(spent.items(), key=lambda kv: -kv[1])[:16]]
