@@ -1,15 +1,15 @@
 """Batch parallelism: the convolutions split their batch over threads.
 
 numpy releases the GIL inside its loops and BLAS calls, so threads that work on disjoint slices of a
-batch run on separate cores. Handing work to another thread costs 7-80 us on our 2-core machine
-(more, the longer the worker slept), so only kernels worth hundreds of microseconds split
-(`MIN_PARALLEL_MACS`).
+batch run on separate cores. Handing work to another thread costs from ~10 us to ~80 us on our
+2-core machine (more, the longer the worker slept: `benchmarks/step_anatomy.py`), so only kernels
+worth hundreds of microseconds split (`MIN_PARALLEL_MACS`).
 
 Off by default: one thread, and numpy's BLAS keeps its own threads. `set_num_threads(n)` turns it on
 and pins OpenBLAS to one thread: BLAS's own threads keep spinning for a while after each call and
-compete with ours for the same cores (`benchmarks/step_anatomy.py`: a LeNet step then ran 5 % slower
-than with no threads at all, instead of 8 % faster). That is a process-wide change, which is why the
-library never makes it on import; the `tinygrad-cnn` command does.
+compete with ours (`benchmarks/step_anatomy.py`: with OpenBLAS left on 2 threads, a LeNet step ran
+slower than with no threads at all, in each of three runs). That is a process-wide change, which is
+why the library never makes it on import; the `tinygrad-cnn` command does.
 """
 
 from __future__ import annotations
