@@ -52,6 +52,7 @@ def offline(monkeypatch: pytest.MonkeyPatch) -> None:
     ("--optimizer", "rmsprop", "argument --optimizer: invalid choice: 'rmsprop'"),
     ("--threads", "0", "argument --threads: must be >= 1, got 0"),
     ("--threads", "2.5", "argument --threads: expected an integer, got '2.5'"),
+    ("--processes", "0", "argument --processes: must be >= 1, got 0"),
 ])
 def test_bad_arguments_are_rejected_by_argparse(option: str, value: str, message: str, tmp_path: Path,
                                                 capsys: pytest.CaptureFixture) -> None:

@@ -45,8 +45,9 @@ def quick_config(**overrides: object) -> training.TrainConfig:
 
 
 def run_quietly(config: training.TrainConfig, data: training.MNISTArrays, out: Path,
-                resume_from: training.Checkpoint | None = None) -> training.TrainResult:
-    return training.train(config, data, out, resume_from, progress=False, log=lambda line: None)
+                resume_from: training.Checkpoint | None = None, processes: int = 1) -> training.TrainResult:
+    return training.train(config, data, out, resume_from, progress=False, log=lambda line: None,
+                          processes=processes)
 
 
 @pytest.fixture(scope="module")
@@ -160,13 +161,13 @@ def test_short_run_on_real_mnist_learns(mnist: training.MNISTArrays, tmp_path: P
     assert result.history[1]["train_loss"] < result.history[0]["train_loss"]
 
 
-@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
-def test_resume_ends_bit_identical_to_an_uninterrupted_run(optimizer: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("optimizer", "processes"), [("sgd", 1), ("adam", 1), ("adam", 2)])
+def test_resume_ends_bit_identical_to_an_uninterrupted_run(optimizer: str, processes: int, tmp_path: Path) -> None:
     data = synthetic_mnist()
     config = quick_config(optimizer=optimizer, lr=0.01, seed=7)
-    straight = run_quietly(config, data, tmp_path / "straight")
+    straight = run_quietly(config, data, tmp_path / "straight", processes=processes)
 
-    run_quietly(dataclasses.replace(config, epochs=1), data, tmp_path / "resumed")
+    run_quietly(dataclasses.replace(config, epochs=1), data, tmp_path / "resumed", processes=processes)
     checkpoint = training.load_checkpoint(tmp_path / "resumed" / training.CHECKPOINT_FILE)
     assert checkpoint.epoch == 1
     # the optimizer's state is in the checkpoint: after 8 steps (256 images / 32) every parameter has some
@@ -177,7 +178,7 @@ def test_resume_ends_bit_identical_to_an_uninterrupted_run(optimizer: str, tmp_p
         assert all(s["step"] == steps and np.any(s["exp_avg"]) for s in state.values())
     else:
         assert all(np.any(s["momentum_buffer"]) for s in state.values())
-    resumed = run_quietly(config, data, tmp_path / "resumed", resume_from=checkpoint)
+    resumed = run_quietly(config, data, tmp_path / "resumed", resume_from=checkpoint, processes=processes)
 
     for (name, p), q in zip(straight.model.named_parameters(), resumed.model.parameters()):
         assert np.array_equal(p.data, q.data), f"{name} differs after resuming"
@@ -188,6 +189,18 @@ def test_resume_ends_bit_identical_to_an_uninterrupted_run(optimizer: str, tmp_p
     for i, s in reference.optimizer["state"].items():
         for key, value in s.items():
             assert np.array_equal(final.optimizer["state"][i][key], value)
+
+
+def test_two_processes_train_the_same_model_as_one(tmp_path: Path) -> None:
+    """Data parallelism only regroups the gradient's sums: after 16 Adam steps the runs still agree closely."""
+    data = synthetic_mnist()
+    config = quick_config(lr=0.01, seed=3)
+    one, two = (run_quietly(config, data, tmp_path / str(n), processes=n) for n in (1, 2))
+    for p, q in zip(one.model.parameters(), two.model.parameters()):
+        np.testing.assert_allclose(q.data, p.data, rtol=1e-3, atol=1e-5)
+    for a, b in zip(one.history, two.history):
+        assert b["train_loss"] == pytest.approx(a["train_loss"], rel=1e-4)
+        assert b["test_accuracy"] == a["test_accuracy"]
 
 
 def test_metrics_files_have_the_columns_and_agree_with_the_checkpoint(tmp_path: Path) -> None:
@@ -242,15 +255,16 @@ class SigintAtStep:
 
 
 @pytest.mark.skipif(not hasattr(signal, "SIGINT") or os.name == "nt", reason="needs POSIX signals")
+@pytest.mark.parametrize("processes", [1, 2])
 def test_ctrl_c_mid_epoch_keeps_the_last_epoch_and_resumes_bit_identically(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        processes: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     data = synthetic_mnist()
     config = quick_config(epochs=3, seed=1)
-    straight = run_quietly(config, data, tmp_path / "straight")
+    straight = run_quietly(config, data, tmp_path / "straight", processes=processes)
 
     # 8 steps per epoch: Ctrl-C at step 12 is in the middle of epoch 2
     monkeypatch.setattr(training, "make_optimizer", SigintAtStep(12))
-    interrupted = run_quietly(config, data, tmp_path / "run")
+    interrupted = run_quietly(config, data, tmp_path / "run", processes=processes)
     monkeypatch.undo()
     assert interrupted.interrupted and len(interrupted.history) == 1
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler, "the SIGINT handler must be restored"
@@ -259,7 +273,7 @@ def test_ctrl_c_mid_epoch_keeps_the_last_epoch_and_resumes_bit_identically(
     with open(tmp_path / "run" / training.METRICS_CSV, newline="") as f:
         assert len(list(csv.DictReader(f))) == 1
 
-    resumed = run_quietly(config, data, tmp_path / "run", resume_from=checkpoint)
+    resumed = run_quietly(config, data, tmp_path / "run", resume_from=checkpoint, processes=processes)
     assert not resumed.interrupted
     for p, q in zip(straight.model.parameters(), resumed.model.parameters()):
         assert np.array_equal(p.data, q.data)

@@ -18,7 +18,7 @@ import ctypes
 import functools
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from typing import TypeVar
 
@@ -31,7 +31,9 @@ MIN_PARALLEL_MACS = 1 << 20
 _state = threading.local()  # .worker is True on the pool's threads: they never hand work on
 _threads = 1
 _pool: ThreadPoolExecutor | None = None
-_blas_threads_before: int | None = None
+_blas_threads_before: int | None = None  # OpenBLAS's count before the first pin_blas
+_blas_owners: set[Hashable] = set()
+_pool_owner = object()  # set_num_threads' pin
 
 
 def _openblas() -> ctypes.CDLL | None:
@@ -63,28 +65,46 @@ def _blas_thread_calls() -> tuple[Callable[[], int], Callable[[int], None]] | No
     return None
 
 
+def pin_blas(owner: Hashable) -> bool:
+    """Set numpy's OpenBLAS to one thread while `owner` needs it (batch threads here, or worker
+    processes: BLAS threads of its own on top of those would compete for the same cores). The count
+    it had comes back when the last owner calls `unpin_blas`. False (nothing changed) where numpy's
+    BLAS is not an OpenBLAS whose thread count we can set."""
+    global _blas_threads_before
+    blas = _blas_thread_calls()
+    if blas is None:
+        return False
+    if not _blas_owners:
+        _blas_threads_before = blas[0]()
+        blas[1](1)
+    _blas_owners.add(owner)
+    return True
+
+
+def unpin_blas(owner: Hashable) -> None:
+    global _blas_threads_before
+    _blas_owners.discard(owner)
+    if not _blas_owners and _blas_threads_before is not None:
+        _blas_thread_calls()[1](_blas_threads_before)
+        _blas_threads_before = None
+
+
 def set_num_threads(n: int) -> int:
     """Use `n` threads for the big kernels (1: off). Returns the number in effect: 1 where numpy's BLAS
     is not an OpenBLAS whose thread count we can pin. `n > 1` sets OpenBLAS to one thread for the whole
-    process; `set_num_threads(1)` gives it back the count it had. Like torch.set_num_threads, call it
+    process (`pin_blas`); `set_num_threads(1)` gives it back. Like torch.set_num_threads, call it
     between steps, not while another thread is running tinygrad_cnn ops."""
-    global _threads, _pool, _blas_threads_before
+    global _threads, _pool
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"set_num_threads: expected a positive int, got {n!r}")
-    blas = _blas_thread_calls()
-    if n > 1 and blas is None:
-        n = 1
     if _pool is not None:
         _pool.shutdown(wait=True)
         _pool = None
-    if n > 1:
-        if _blas_threads_before is None:
-            _blas_threads_before = blas[0]()
-        blas[1](1)
+    if n > 1 and pin_blas(_pool_owner):
         _pool = ThreadPoolExecutor(n - 1, thread_name_prefix="tinygrad_cnn", initializer=_mark_worker)
-    elif _blas_threads_before is not None and blas is not None:
-        blas[1](_blas_threads_before)
-        _blas_threads_before = None
+    else:
+        n = 1
+        unpin_blas(_pool_owner)
     _threads = n
     return n
 

@@ -34,9 +34,10 @@ import numpy as np
 from tqdm import tqdm
 
 from . import functional as F
-from . import rng
+from . import parallel, rng
 from .autograd import Tensor, no_grad
 from .data import DataLoader, normalize
+from .data_parallel import DataParallel
 from .metrics import accuracy
 from .models import lenet5
 from .nn import Module
@@ -170,23 +171,34 @@ class StopRequest:
 
 
 def train_epoch(model: Module, optimizer: Optimizer, loader: DataLoader, stop: StopRequest | None = None,
-                bar: tqdm | None = None) -> float | None:
+                bar: tqdm | None = None, processes: int = 1) -> float | None:
     """One pass over `loader` (batches (B, 1, 28, 28) float32, (B,) int); returns the mean training loss,
-    or None if `stop` was requested before the epoch finished (the model is then mid-epoch)."""
+    or None if `stop` was requested before the epoch finished (the model is then mid-epoch).
+
+    `processes` > 1 splits each batch between this process and forked workers (`DataParallel`), each on
+    one thread. They are forked for this epoch, so their dropout generators follow from the library RNG
+    at its start, which the checkpoint holds: a resumed run draws what the uninterrupted one drew.
+    """
     model.train()
     loss_sum, seen = 0.0, 0
-    for xb, yb in loader:
-        if stop is not None and stop.requested:
-            return None
-        loss = F.cross_entropy(model(Tensor(xb)), yb)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        loss_sum += loss.item() * len(yb)  # the step's only synchronisation with Python
-        seen += len(yb)
-        if bar is not None:
-            bar.update(len(yb))
-            bar.set_postfix(loss=f"{loss_sum / seen:.4f}", refresh=False)
+    threads = parallel.get_num_threads()
+    if processes > 1:
+        parallel.set_num_threads(1)  # a core per process
+    try:
+        with DataParallel(model, lambda x, y: F.cross_entropy(model(Tensor(x)), y), processes) as dp:
+            for xb, yb in loader:
+                if stop is not None and stop.requested:
+                    return None
+                optimizer.zero_grad()
+                loss = dp.value_and_grad(xb, yb)
+                optimizer.step()
+                loss_sum += loss * len(yb)
+                seen += len(yb)
+                if bar is not None:
+                    bar.update(len(yb))
+                    bar.set_postfix(loss=f"{loss_sum / seen:.4f}", refresh=False)
+    finally:
+        parallel.set_num_threads(threads)
     return loss_sum / seen
 
 
@@ -239,13 +251,14 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
 
 
 def train(config: TrainConfig, data: MNISTArrays, out_dir: str | os.PathLike, resume_from: Checkpoint | None = None,
-          progress: bool = True, log: Callable[[str], None] = print) -> TrainResult:
+          progress: bool = True, log: Callable[[str], None] = print, processes: int = 1) -> TrainResult:
     """Train LeNet-5 on `data` (load_mnist's uint8 images and int labels) for `config.epochs` epochs in
     total, writing the run's files (see the module docstring) into `out_dir` after every epoch.
 
     With `resume_from` (a checkpoint of a run with the same config), the model, optimizer, RNG and
     shuffling state are restored and training continues after its last epoch. One line per epoch
-    goes to `log`; `progress` shows a tqdm bar per epoch (only on a terminal).
+    goes to `log`; `progress` shows a tqdm bar per epoch (only on a terminal). `processes`: see
+    `train_epoch` (the same run on another number of processes rounds its sums differently).
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -278,7 +291,7 @@ def train(config: TrainConfig, data: MNISTArrays, out_dir: str | os.PathLike, re
             start = time.perf_counter()
             with tqdm(total=len(loader.x), desc=f"epoch {epoch}/{config.epochs}", unit="img", unit_scale=True,
                       leave=False, disable=None if progress else True) as bar:
-                train_loss = train_epoch(model, optimizer, loader, stop, bar)
+                train_loss = train_epoch(model, optimizer, loader, stop, bar, processes)
             if train_loss is None:
                 interrupted = True
                 break

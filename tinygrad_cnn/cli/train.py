@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .. import training
+from .. import parallel, training
 from ..data import MNISTError, load_mnist
 from ..perf import freeze_gc, tune_malloc
 from ..serialization import CheckpointError
@@ -46,6 +46,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help=f"continue the run whose {training.CHECKPOINT_FILE} is in --out")
     p.add_argument("--no-progress", action="store_true",
                    help="no progress bar (it is off anyway when stderr is not a terminal)")
+    cores = parallel.available_cores()
+    p.add_argument("--processes", type=bounded(int, 1), default=cores,
+                   help="processes that share each batch's gradient, each on a slice of the batch (data parallel, "
+                        f"one thread each; 1: this process alone) (default: the cores available, at most 4: {cores} "
+                        "here). --threads then applies to the test-set evaluation")
     add_threads_option(p)
     p.set_defaults(run=run)
 
@@ -67,7 +72,8 @@ def run(args: argparse.Namespace) -> int:
         print("\ninterrupted before training started", file=sys.stderr)
         return INTERRUPTED
     try:
-        result = training.train(config, data, args.out, checkpoint, progress=not args.no_progress)
+        result = training.train(config, data, args.out, checkpoint, progress=not args.no_progress,
+                                processes=args.processes)
     except KeyboardInterrupt:  # a second Ctrl-C: every file in --out is still from a completed epoch
         result = None
     if result is None or result.interrupted:
