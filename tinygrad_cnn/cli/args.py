@@ -40,3 +40,10 @@ def add_threads_option(p: argparse.ArgumentParser) -> None:
 def apply_threads(args: argparse.Namespace) -> int:
     """Switch on batch parallelism as asked (see tinygrad_cnn.parallel); the number in effect."""
     return parallel.set_num_threads(args.threads)
+
+
+def add_processes_option(p: argparse.ArgumentParser, what: str) -> None:
+    cores = parallel.available_cores()
+    p.add_argument("--processes", type=bounded(int, 1), default=cores,
+                   help=f"{what} (data parallel: each process takes a slice of the batch; 1: this process alone) "
+                        f"(default: the cores available, at most 4: {cores} here)")

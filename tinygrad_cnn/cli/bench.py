@@ -6,7 +6,7 @@ import argparse
 
 from ..perf import freeze_gc, tune_malloc
 from ..tools.bench import has_torch, profile_train_step, run_benchmarks
-from .args import add_threads_option, apply_threads, bounded
+from .args import add_processes_option, add_threads_option, apply_threads, bounded
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -17,6 +17,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--default-malloc", action="store_true",
                    help="keep glibc's default allocator thresholds (slower; see docs/performance.md)")
     add_threads_option(p)
+    add_processes_option(p, "processes for ours in the training-step rows, one thread each, as `tinygrad-cnn train` "
+                            "runs")
     p.set_defaults(run=run)
 
 
@@ -27,8 +29,9 @@ def run(args: argparse.Namespace) -> int:
     freeze_gc()
     threads = apply_threads(args)
     print(f"allocator thresholds raised: {tuned}; imports frozen out of the garbage collector "
-          f"(both apply to both frameworks in this process); tinygrad_cnn threads: {threads}")
-    print(run_benchmarks(args.repeats, args.quick, tuned, threads=threads))
+          f"(both apply to both frameworks in this process); tinygrad_cnn threads: {threads}, "
+          f"processes: {args.processes}")
+    print(run_benchmarks(args.repeats, args.quick, tuned, threads=threads, processes=args.processes))
     if args.profile:
         print()
         print(profile_train_step())

@@ -6,11 +6,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from .. import parallel, training
+from .. import training
 from ..data import MNISTError, load_mnist
 from ..perf import freeze_gc, tune_malloc
 from ..serialization import CheckpointError
-from .args import add_threads_option, apply_threads, bounded
+from .args import add_processes_option, add_threads_option, apply_threads, bounded
 
 INTERRUPTED = 130  # the shell's code for a process stopped by SIGINT
 USAGE_ERROR = 2
@@ -46,11 +46,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help=f"continue the run whose {training.CHECKPOINT_FILE} is in --out")
     p.add_argument("--no-progress", action="store_true",
                    help="no progress bar (it is off anyway when stderr is not a terminal)")
-    cores = parallel.available_cores()
-    p.add_argument("--processes", type=bounded(int, 1), default=cores,
-                   help="processes that share each batch's gradient, each on a slice of the batch (data parallel, "
-                        f"one thread each; 1: this process alone) (default: the cores available, at most 4: {cores} "
-                        "here). --threads then applies to the test-set evaluation")
+    add_processes_option(p, "processes that share each batch's gradient, one thread each (with more than one, "
+                            "--threads applies to the test-set evaluation only)")
     add_threads_option(p)
     p.set_defaults(run=run)
 

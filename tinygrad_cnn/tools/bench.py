@@ -20,6 +20,7 @@ import numpy as np
 from .. import functional as F
 from .. import optim, parallel
 from ..autograd import Tensor, no_grad
+from ..data_parallel import DataParallel
 from ..models import lenet5
 from ..ops import PRIMITIVES
 from ..rng import manual_seed
@@ -89,11 +90,24 @@ def lenet_batch(batch: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return rng.standard_normal((batch, 1, 28, 28), dtype=np.float32), rng.integers(0, 10, batch)
 
 
-def our_train_step(batch: int) -> Callable[[], None]:
+def our_train_step(batch: int, processes: int = 1, stack: contextlib.ExitStack | None = None) -> Callable[[], None]:
+    """One SGD step of LeNet on a fixed batch; with `processes` > 1, as `tinygrad-cnn train` takes it: the
+    batch's gradient computed by a `DataParallel`, whose workers `stack` closes (else garbage collection)."""
     manual_seed(0)
     model = lenet5()
     opt = optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     x, y = lenet_batch(batch)
+    if processes > 1:
+        dp = DataParallel(model, lambda xs, ys: F.cross_entropy(model(Tensor(xs)), ys), processes)
+        if stack is not None:
+            stack.enter_context(dp)
+
+        def parallel_step() -> None:
+            opt.zero_grad()
+            dp.value_and_grad(x, y)
+            opt.step()
+
+        return parallel_step
 
     def step() -> None:
         opt.zero_grad()
@@ -194,40 +208,51 @@ def conv1_step(x: np.ndarray, w: Tensor, grad: np.ndarray) -> Callable[[], None]
 
 
 _MEMORY_PROBE = """
-import json, sys
-from tinygrad_cnn import parallel
+import contextlib, json, sys
 from tinygrad_cnn.perf import freeze_gc, tune_malloc
 from tinygrad_cnn.tools import bench
 framework, batch, steps, tuned = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "tuned"
 if tuned:
     tune_malloc()
 freeze_gc()
-parallel.set_num_threads(int(sys.argv[5]))
-step = (bench.our_train_step if framework == "ours" else bench.torch_train_step)(batch)
-with open("/proc/self/clear_refs", "w") as f:
-    f.write("5")  # reset the kernel's peak-RSS mark (VmHWM), so imports and setup do not count
-before = bench.status_kib("VmRSS")
-rss = []
-for i in range(steps):
-    step()
-    if i + 1 in (100, steps):
-        rss.append(bench.status_kib("VmRSS"))
-print(json.dumps({"step_peak_kib": bench.status_kib("VmHWM") - before, "rss_kib": rss}))
+with contextlib.ExitStack() as stack:
+    if framework == "ours":
+        step = bench.our_train_step(batch, int(sys.argv[5]), stack)
+    else:
+        step = bench.torch_train_step(batch)
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")  # reset the kernel's peak-RSS mark (VmHWM), so imports and setup do not count
+    before = bench.status_kib("VmRSS")
+    rss = []
+    for i in range(steps):
+        step()
+        if i + 1 in (100, steps):
+            rss.append([bench.status_kib("VmRSS", pid) for pid in ["self", *bench.worker_pids()]])
+    # A forked worker starts with our pages (shared until written): its rise counts from our RSS before.
+    peaks = [bench.status_kib("VmHWM", pid) - before for pid in ["self", *bench.worker_pids()]]
+print(json.dumps({"step_peak_kib": peaks, "rss_kib": rss}))
 """
 
 
-def status_kib(field: str) -> int:
-    """A memory figure of this process from /proc/self/status (Linux), in KiB."""
-    with open("/proc/self/status") as f:
+def status_kib(field: str, pid: str | int = "self") -> int:
+    """A memory figure of a process from /proc/<pid>/status (Linux), in KiB."""
+    with open(f"/proc/{pid}/status") as f:
         return next(int(line.split()[1]) for line in f if line.startswith(field + ":"))
 
 
-def step_memory(framework: str, batch: int, steps: int, tuned_malloc: bool, threads: int = 1) -> dict:
-    """Run `steps` training steps in a fresh process; return how far the peak RSS rose above the
-    process's peak before the first step (the step's working memory), and the RSS after 100 and after
-    `steps` steps (a leak shows as growth between the two)."""
+def worker_pids() -> list[int]:
+    """The child processes of this one that are alive (the data-parallel workers)."""
+    import multiprocessing
+
+    return [p.pid for p in multiprocessing.active_children()]
+
+
+def step_memory(framework: str, batch: int, steps: int, tuned_malloc: bool, processes: int = 1) -> dict:
+    """Run `steps` training steps in a fresh process (ours on `processes`); return, per process, how far
+    its peak RSS rose above the RSS before the first step (the step's working memory), and the RSS
+    after 100 and after `steps` steps (a leak shows as growth between the two)."""
     out = subprocess.run([sys.executable, "-c", _MEMORY_PROBE, framework, str(batch), str(steps),
-                          "tuned" if tuned_malloc else "default", str(threads)],
+                          "tuned" if tuned_malloc else "default", str(processes)],
                          capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -258,11 +283,12 @@ def on_threads(fn: Callable[[], object], ours: int | None = None, torch: int | N
 
 
 def run_benchmarks(repeats: int = 15, quick: bool = False, tuned_malloc: bool = False,
-                   rss_probe: bool = True, threads: int = 1) -> Report:
+                   rss_probe: bool = True, threads: int = 1, processes: int = 1) -> Report:
     """The issue-6 workloads: the per-op engine overhead and conv1 against the textbook loop (a
-    single-threaded Python loop; so is ours here); LeNet training steps (batch 64, 256) with `threads`
-    for tinygrad_cnn against PyTorch on 2 threads, and interleaved with them both on one thread;
-    inference on 1,000 images; and memory (in subprocesses)."""
+    single-threaded Python loop; so is ours here); LeNet training steps (batch 64, 256) as
+    `tinygrad-cnn train` takes them (`processes`, one thread each) against PyTorch on 2 threads,
+    interleaved with ours on `threads` threads in one process and with both on one thread; inference
+    on 1,000 images (ours on `threads`); and memory (in subprocesses)."""
     report = Report()
     torch_ok = has_torch()
     torch_threads = 2
@@ -283,32 +309,46 @@ def run_benchmarks(repeats: int = 15, quick: bool = False, tuned_malloc: bool = 
     report.rows.append(Row("conv1 forward+backward, batch 64, one thread", ours, loop, "loop",
                            note=f"{loop / ours:,.0f}x faster than the loop"))
 
-    note = f"threads: {threads} vs {torch_threads}" if torch_ok else f"threads: {threads}"
+    note = f"processes: {processes} vs threads: {torch_threads}" if torch_ok else f"processes: {processes}"
     for batch in (64, 256):
-        fns = [on_threads(our_train_step(batch), ours=threads), on_threads(our_train_step(batch), ours=1)]
-        if torch_ok:
-            fns += [on_threads(torch_train_step(batch), torch=torch_threads),
-                    on_threads(torch_train_step(batch), torch=1)]
-        times = interleaved_medians(fns, repeats)
-        (ours, ours_one), (theirs, theirs_one) = times[:2], times[2:] or (None, None)
+        with contextlib.ExitStack() as workers:
+            fns = [on_threads(our_train_step(batch, processes, workers), ours=1),
+                   on_threads(our_train_step(batch), ours=threads), on_threads(our_train_step(batch), ours=1)]
+            if torch_ok:
+                fns += [on_threads(torch_train_step(batch), torch=torch_threads),
+                        on_threads(torch_train_step(batch), torch=1)]
+            times = interleaved_medians(fns, repeats)
+        (ours, ours_threads, ours_one), (theirs, theirs_one) = times[:3], times[3:] or (None, None)
         report.rows.append(Row(f"LeNet train step, batch {batch}", ours, theirs, note=note))
-        report.rows.append(Row(f"LeNet train step, batch {batch}, one thread each", ours_one, theirs_one))
+        report.rows.append(Row(f"  ... ours on {threads} threads in one process", ours_threads, theirs,
+                               note=f"threads: {threads} vs {torch_threads}"))
+        report.rows.append(Row("  ... one thread each", ours_one, theirs_one))
     parallel.set_num_threads(threads)
+    note = f"threads: {threads} vs {torch_threads}" if torch_ok else f"threads: {threads}"
     fns = [our_inference(1000, 100)] + ([on_threads(torch_inference(1000), torch=torch_threads)] if torch_ok else [])
     times = interleaved_medians(fns, repeats)
     report.rows.append(Row("LeNet inference, 1,000 images (chunks of 100)", times[0],
                            times[1] if torch_ok else None, note=note))
     if rss_probe and sys.platform == "linux":
-        frameworks = ["ours"] + (["torch"] if torch_ok else [])
-        probes = {f: step_memory(f, 256, 1000 if not quick else 200, tuned_malloc, threads) for f in frameworks}
-        ours_mb, torch_mb = (probes[f]["step_peak_kib"] / 1024 if f in probes else None for f in ("ours", "torch"))
-        report.rows.append(Row("peak memory of a batch-256 step (MiB)", ours_mb, torch_mb,
-                               note="peak RSS while stepping minus RSS before the first step", unit="MiB"))
-        rss = probes["ours"]["rss_kib"]
-        report.rows.append(Row(f"RSS after step 100 -> step {1000 if not quick else 200} (MiB)", rss[0] / 1024, None,
-                               note=f"{rss[1] / 1024:.1f} MiB at the end: growth {(rss[1] - rss[0]) / 1024:+.1f} MiB",
-                               unit="MiB"))
+        report.rows += memory_rows(tuned_malloc, processes, torch_ok, 200 if quick else 1000)
     return report
+
+
+def memory_rows(tuned_malloc: bool, processes: int, torch_ok: bool, steps: int) -> list[Row]:
+    """Peak working memory of a batch-256 step (ours: all processes together) and RSS over `steps` steps."""
+    ours = step_memory("ours", 256, steps, tuned_malloc, processes)
+    theirs = step_memory("torch", 256, steps, tuned_malloc) if torch_ok else None
+    peaks = [kib / 1024 for kib in ours["step_peak_kib"]]
+    split = " + ".join(f"{mib:.1f}" for mib in peaks)
+    rows = [Row("peak memory of a batch-256 step (MiB)", sum(peaks),
+                theirs["step_peak_kib"][0] / 1024 if theirs else None, unit="MiB",
+                note=f"peak RSS while stepping minus RSS before the first step; ours: {split} "
+                     f"({len(peaks)} process{'es' if len(peaks) > 1 else ''})")]
+    (first, last) = ([kib / 1024 for kib in snapshot] for snapshot in ours["rss_kib"])
+    growth = ", ".join(f"{b - a:+.1f}" for a, b in zip(first, last))
+    rows.append(Row(f"RSS after step 100 -> step {steps} (MiB)", first[0], None, unit="MiB",
+                    note=f"{last[0]:.1f} MiB at the end; growth per process: {growth} MiB"))
+    return rows
 
 
 @contextlib.contextmanager
