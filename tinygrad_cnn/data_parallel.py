@@ -29,6 +29,7 @@ from __future__ import annotations
 import mmap
 import multiprocessing
 import os
+import select
 import signal
 import struct
 import time
@@ -108,6 +109,7 @@ class _Worker:
                                        args=(model, self.shared, child_end, index, [*inherited, self.conn]))
         self.process.start()
         child_end.close()
+        self.wait = _waiter(self.conn)
 
     def request(self, model: _Model, modes: np.ndarray, arrays: list[np.ndarray], part: slice, total: int) -> None:
         """Hand the worker the current parameters and modes and its slice of the batch, and start it."""
@@ -121,7 +123,7 @@ class _Worker:
     def reply(self) -> tuple[float | None, str | None]:
         """(its share of the loss, None) after a successful slice; (None, what went wrong) otherwise."""
         try:
-            _wait(self.conn, SPIN_SECONDS)
+            self.wait(SPIN_SECONDS)
             message = self.conn.recv_bytes()
         except (EOFError, OSError):
             self.process.join(1.0)
@@ -138,11 +140,18 @@ class _Worker:
             self.process.join()
 
 
-def _wait(conn: Connection, spin: float) -> None:
-    """Poll `conn` for up to `spin` seconds; the caller's recv then sleeps if nothing came."""
-    end = time.perf_counter() + spin
-    while not conn.poll(0) and time.perf_counter() < end:
-        pass
+def _waiter(conn: Connection) -> Callable[[float], None]:
+    """wait(spin): poll `conn` for up to `spin` seconds; the caller's recv then sleeps if nothing came.
+    A `select.poll` object made once: `Connection.poll` builds a selector on every call (~20 us)."""
+    poller = select.poll()
+    poller.register(conn.fileno(), select.POLLIN)
+
+    def wait(spin: float) -> None:
+        end = time.perf_counter() + spin
+        while not poller.poll(0) and time.perf_counter() < end:
+            pass
+
+    return wait
 
 
 @dataclass(frozen=True)
@@ -288,9 +297,11 @@ def _serve(model: _Model, shared: _Shared, conn: Connection, index: int, inherit
         end.close()
     # Dropout masks must differ between processes: a seed from the parent's generator (this copy of it).
     rng.manual_seed(int(rng.generator().integers(2 ** 62)) + index)
-    parent = os.getppid()
+    for p, values in zip(model.params, shared.params):
+        p.data = values  # our copy of the model reads the parameters where the parent writes them
+    parent, wait = os.getppid(), _waiter(conn)
     while True:
-        _wait(conn, SPIN_SECONDS)
+        wait(SPIN_SECONDS)
         while not conn.poll(1.0):
             if os.getppid() != parent:  # the parent died without closing our pipe
                 return
@@ -300,8 +311,6 @@ def _serve(model: _Model, shared: _Shared, conn: Connection, index: int, inherit
             return
         try:
             model.set_modes(shared.modes)
-            for p, values in zip(model.params, shared.params):
-                np.copyto(p.data, values)
             loss, grads = model.value_and_grad([b[:items] for b in shared.batch], items / total)
             for i, (g, out) in enumerate(zip(grads, shared.grads)):
                 shared.has_grad[i] = g is not None
