@@ -59,7 +59,7 @@ def test_lenet_float32_passes_after_backward() -> None:
     assert [n.op for n in report.nodes] == [t._ctx.name for t in loss._topo()]
     assert {"Conv2d", "MaxPool2d", "Relu", "MatMul", "Log", "Getitem"} <= {n.op for n in report.nodes}
     conv1 = report.nodes[[n.op for n in report.nodes].index("Conv2d")]
-    assert conv1.input_shapes == ((4, 1, 28, 28), (6, 1, 5, 5)) and conv1.module == "Conv2d"
+    assert conv1.input_shapes == ((4, 1, 28, 28), (6, 1, 5, 5), (6,)) and conv1.module == "Conv2d"
     assert all(n.status == "PASS" for n in report.nodes)
 
 

@@ -164,7 +164,7 @@ def test_a_dropped_graph_dies_without_the_cycle_collector(run: Callable[[nn.Modu
     model = small_net()
     root = run(model)
     refs = weakrefs(root)
-    assert len(refs) > 20
+    assert len(refs) > 15
     model.zero_grad()  # with create_graph, the parameters' .grad hold graphs of their own
     del root
     alive = [r() for r in refs if r() is not None]

@@ -72,8 +72,7 @@ def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: IntOrP
         bias = _as_tensor(bias)
         if bias.shape != (o,):
             raise ValueError(f"{op}: bias must have shape ({o},) for {o} output channels, got {bias.shape}")
-    y = Conv2d.apply(x, weight, stride=stride, padding=padding, dilation=dilation, groups=int(groups))
-    return y if bias is None else y + bias.reshape(1, o, 1, 1)
+    return Conv2d.apply(x, weight, bias, stride=stride, padding=padding, dilation=dilation, groups=int(groups))
 
 
 def _pool_args(op: str, x: Tensor, kernel_size: IntOrPair, stride: IntOrPair | None,

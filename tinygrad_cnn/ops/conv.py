@@ -1,12 +1,13 @@
 """2-D convolution as three primitives that are each other's VJPs.
 
-  y  = conv2d(x, w)              (N, C, H, W), (O, C/G, KH, KW) -> (N, O, Ho, Wo)
+  y  = conv2d(x, w) (+ b)        (N, C, H, W), (O, C/G, KH, KW) (, (O,)) -> (N, O, Ho, Wo)
   dx = conv2d_input_grad(g, w)   the transposed convolution: im2col's adjoint, col2im
   dw = conv2d_weight_grad(x, g)  correlation of the input with the output gradient
 
-conv2d is linear in x and in w, so <g, conv2d(x, w)> = <conv2d_input_grad(g, w), x> =
+Without its bias, conv2d is linear in x and in w, so <g, conv2d(x, w)> = <conv2d_input_grad(g, w), x> =
 <conv2d_weight_grad(x, g), w>. Differentiating each of these three bilinear forms gives the other
 two, which is why every VJP below is one of the three ops and double backward works for all of them.
+The bias is added inside conv2d's forward (as PyTorch does): its VJP is a sum over N, Ho and Wo.
 
 All three go through the same im2col layout: per image, the (C/G * KH * KW, Ho * Wo) matrix of input
 windows, so each conv is a batched GEMM (G, O/G, CKK) @ (N, G, CKK, P) per chunk of images; no loops
@@ -131,18 +132,21 @@ def _input_grad_col2im(g: np.ndarray, w: np.ndarray, input_hw: Pair, stride: Pai
 
 class Conv2d(Function):
     @staticmethod
-    def forward(ctx: Context, x: np.ndarray, w: np.ndarray, stride: Pair, padding: Pair, dilation: Pair,
-                groups: int) -> np.ndarray:
+    def forward(ctx: Context, x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: Pair, padding: Pair,
+                dilation: Pair, groups: int) -> np.ndarray:
         n, o = x.shape[0], w.shape[0]
         out_hw = _out_hw(x.shape[2:], w.shape[2:], stride, padding, dilation)
         y = np.empty((n, o, *out_hw), dtype=np.result_type(x, w))          # (N, O, Ho, Wo)
         w_mat = _as_group_matrices(w, groups)                              # (G, O/G, CKK)
+        b_col = None if b is None else b.reshape(groups, o // groups, 1)  # (G, O/G, 1)
 
-        def chunk(b: slice) -> tuple[slice, np.ndarray]:
-            cols = im2col(x[b], w.shape[2:], stride, padding, dilation, groups)  # (B, G, CKK, P)
-            y_b = y[b].reshape(cols.shape[0], groups, o // groups, cols.shape[3])  # a view of y: (B, G, O/G, P)
+        def chunk(part: slice) -> tuple[slice, np.ndarray]:
+            cols = im2col(x[part], w.shape[2:], stride, padding, dilation, groups)  # (B, G, CKK, P)
+            y_b = y[part].reshape(cols.shape[0], groups, o // groups, cols.shape[3])  # a view of y: (B, G, O/G, P)
             np.matmul(w_mat, cols, out=y_b)
-            return b, cols
+            if b_col is not None:  # while the chunk is in cache: a separate op would be another pass over y
+                y_b += b_col
+            return part, cols
 
         # The weight gradient needs the same columns: keep them (per chunk) instead of rebuilding them.
         ctx.cols = parallel.map_parts(chunk, _chunks(y, w[0].size))
@@ -150,11 +154,12 @@ class Conv2d(Function):
         return y
 
     @staticmethod
-    def backward(ctx: Context, grad: Tensor) -> tuple[Tensor | None, Tensor | None]:
+    def backward(ctx: Context, grad: Tensor) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
         x, w = ctx.saved_tensors
         return (conv2d_input_grad(grad, w, x.shape[2:], **ctx.attrs) if ctx.needs_input_grad[0] else None,
                 conv2d_weight_grad(x, grad, w.shape[2:], _cols=ctx.cols, **ctx.attrs)
-                if ctx.needs_input_grad[1] else None)
+                if ctx.needs_input_grad[1] else None,
+                grad.sum(axis=(0, 2, 3)) if ctx.needs_input_grad[2] else None)  # (N, O, Ho, Wo) -> (O,)
 
 
 class Conv2dInputGrad(Function):
@@ -220,8 +225,9 @@ def _out_hw(input_hw: Pair, kernel: Pair, stride: Pair, padding: Pair, dilation:
     return tuple(conv_out_size(*a) for a in zip(input_hw, kernel, stride, padding, dilation))
 
 
-def conv2d(x: Tensor, w: Tensor, stride: Pair, padding: Pair, dilation: Pair, groups: int) -> Tensor:
-    return Conv2d.apply(x, w, stride=stride, padding=padding, dilation=dilation, groups=groups)
+def conv2d(x: Tensor, w: Tensor, stride: Pair, padding: Pair, dilation: Pair, groups: int,
+           b: Tensor | None = None) -> Tensor:
+    return Conv2d.apply(x, w, b, stride=stride, padding=padding, dilation=dilation, groups=groups)
 
 
 def conv2d_input_grad(g: Tensor, w: Tensor, input_hw: Pair, **params: object) -> Tensor:
