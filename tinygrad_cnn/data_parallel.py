@@ -2,10 +2,11 @@
 
 Every process computes the gradient of its slice of the batch on its own copy of the model; the
 workers hand theirs back through shared memory and this process adds them up. Why processes and not
-threads: numpy gives up and retakes the GIL around every call, so threads splitting a batch-64 LeNet
-step hand work back and forth hundreds of times and gain little (`benchmarks/parallel_modes.py`),
-while processes share nothing but one message per step. The cost is a copy of the parameters into
-shared memory before each step and one of the gradients out of it after (LeNet: 0.25 MB each way).
+threads: numpy gives up and retakes the GIL around every call, so threads splitting each kernel of a
+batch-64 LeNet step hand work back and forth dozens of times per step and gain little, while
+processes exchange two messages per step (`tinygrad-cnn bench` times both, interleaved). The cost
+is a copy of the parameters into shared memory before each step and one of the gradients out of it
+after (LeNet: 0.25 MB each way).
 
     dp = DataParallel(model, lambda x, y: F.cross_entropy(model(Tensor(x)), y))
     for x, y in loader:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from .. import parallel
 from ..perf import freeze_gc, tune_malloc
 from ..tools.bench import has_torch, profile_train_step, run_benchmarks
 from .args import add_processes_option, add_threads_option, apply_threads, bounded
@@ -13,7 +14,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("bench", help="time LeNet training/inference against PyTorch and a loop conv")
     p.add_argument("--repeats", type=bounded(int, 1), default=15, help="timed blocks per workload (default 15)")
     p.add_argument("--quick", action="store_true", help="fewer repetitions, for a fast look")
-    p.add_argument("--profile", action="store_true", help="also print where one training step's time goes")
+    p.add_argument("--profile", action="store_true",
+                   help="also print where a training step's time goes, on one thread: batch 64, and the slice of "
+                        "it that each of --processes computes")
     p.add_argument("--default-malloc", action="store_true",
                    help="keep glibc's default allocator thresholds (slower; see docs/performance.md)")
     add_threads_option(p)
@@ -33,6 +36,8 @@ def run(args: argparse.Namespace) -> int:
           f"processes: {args.processes}")
     print(run_benchmarks(args.repeats, args.quick, tuned, threads=threads, processes=args.processes))
     if args.profile:
-        print()
-        print(profile_train_step())
+        parallel.set_num_threads(1)
+        for batch in dict.fromkeys((64, max(1, 64 // args.processes))):
+            print()
+            print(profile_train_step(batch))
     return 0
