@@ -400,7 +400,7 @@ class Tensor:
 
     @property
     def T(self) -> Tensor:
-        return self.permute(*reversed(range(self.ndim)))
+        return ops.Permute.apply(self, axes=tuple(reversed(range(self.ndim))))  # always a valid permutation
 
     def matmul(self, other: Tensor) -> Tensor:
         """Batched matrix product with numpy semantics (1-D operands are promoted, then squeezed)."""
@@ -459,6 +459,8 @@ def _shape_arg(shape: tuple) -> tuple[int, ...]:
 
 
 def _norm_axis(axis: int | Sequence[int] | None, ndim: int, op: str) -> tuple[int, ...]:
+    if type(axis) is int and -ndim <= axis < ndim:  # the common case, first
+        return (axis % ndim,)
     axes = tuple(range(ndim)) if axis is None else (axis,) if isinstance(axis, (int, np.integer)) else (
         tuple(axis) if isinstance(axis, (tuple, list)) else None)
     if axes is None or not all(isinstance(a, (int, np.integer)) and not isinstance(a, bool) for a in axes):

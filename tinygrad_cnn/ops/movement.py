@@ -18,7 +18,7 @@ class Reshape(Function):
 
     @staticmethod
     def backward(ctx: Context, grad: Tensor) -> Tensor:
-        return grad.reshape(*ctx.inputs[0].shape)
+        return Reshape.apply(grad, shape=ctx.inputs[0].shape)
 
 
 class Permute(Function):
@@ -30,7 +30,13 @@ class Permute(Function):
 
     @staticmethod
     def backward(ctx: Context, grad: Tensor) -> Tensor:
-        return grad.permute(*np.argsort(ctx.attrs["axes"]).tolist())
+        axes = ctx.attrs["axes"]
+        return Permute.apply(grad, axes=tuple(sorted(range(len(axes)), key=axes.__getitem__)))  # the inverse
+
+
+def swap_last_axes(t: Tensor) -> Tensor:
+    """(..., M, N) -> (..., N, M), for tensors known to have at least 2 axes."""
+    return Permute.apply(t, axes=(*range(t.ndim - 2), t.ndim - 1, t.ndim - 2))
 
 
 def _is_basic(index: Any) -> bool:
