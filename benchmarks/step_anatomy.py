@@ -14,11 +14,17 @@ sections on threads and on the engine's floor.
    keeping them from the forward.
 6. The lever threads leave: conv2's input gradient with its second half computed by a forked worker
    process on shared memory (no GIL between the halves), copies in and out included.
+7. What became of it: the timeline of a batch-64 step split over two processes by `DataParallel` (as
+   `tinygrad-cnn train` runs): handing the worker its parameters and slice, the worker's start, both
+   slices, the reply, and the rest of the step (summing the gradients, the optimizer).
 """
 
 from __future__ import annotations
 
+import contextlib
+import mmap
 import multiprocessing
+import os
 import statistics
 import threading
 import time
@@ -28,7 +34,7 @@ from multiprocessing import shared_memory
 
 import numpy as np
 
-from tinygrad_cnn import parallel
+from tinygrad_cnn import data_parallel, parallel
 from tinygrad_cnn.autograd import Context
 from tinygrad_cnn.ops import conv
 from tinygrad_cnn.perf import freeze_gc, tune_malloc
@@ -253,6 +259,59 @@ def process_split() -> None:
           f"2 processes (copies included) {two_processes:.3f} ms")
 
 
+def data_parallel_timeline() -> None:
+    # Timestamps from both processes land in shared memory: [request start, request end, our slice start,
+    # our slice end, worker slice start, worker slice end, reply received].
+    stamps = np.frombuffer(mmap.mmap(-1, 8 * 7), np.float64)
+    main_pid = os.getpid()
+    request, reply, value_and_grad = (data_parallel._Worker.request, data_parallel._Worker.reply,
+                                      data_parallel._Model.value_and_grad)
+
+    def timed_request(self: data_parallel._Worker, *args: object) -> None:
+        stamps[0] = time.perf_counter()
+        request(self, *args)
+        stamps[1] = time.perf_counter()
+
+    def timed_reply(self: data_parallel._Worker) -> tuple:
+        result = reply(self)
+        stamps[6] = time.perf_counter()
+        return result
+
+    def timed_slice(self: data_parallel._Model, *args: object) -> tuple:
+        at = 2 if os.getpid() == main_pid else 4
+        stamps[at] = time.perf_counter()
+        try:
+            return value_and_grad(self, *args)
+        finally:
+            stamps[at + 1] = time.perf_counter()
+
+    rows: list[list[float]] = []
+    data_parallel._Worker.request, data_parallel._Worker.reply = timed_request, timed_reply
+    data_parallel._Model.value_and_grad = timed_slice
+    try:
+        with contextlib.ExitStack() as workers:
+            step = our_train_step(64, 2, workers)
+
+            def timed_step() -> None:
+                start = time.perf_counter()
+                step()
+                end = time.perf_counter()
+                t = stamps.copy()
+                rows.append([t[1] - t[0], t[4] - t[1], t[3] - t[2], t[5] - t[4], t[6] - max(t[3], t[5]),
+                             (t[0] - start) + (end - t[6]), end - start])
+
+            interleaved_medians([timed_step], repeats=9)
+    finally:
+        data_parallel._Worker.request, data_parallel._Worker.reply = request, reply
+        data_parallel._Model.value_and_grad = value_and_grad
+    names = ["hand the worker its parameters and slice", "until the worker starts", "our slice (32 images)",
+             "the worker's slice (32 images)", "from the later slice's end to the reply in hand",
+             "the rest (checks, summing gradients, optimizer)", "whole step"]
+    medians = np.median(np.array(rows), axis=0) * 1e3
+    print("7. a batch-64 step on 2 processes (medians, ms): " + "; ".join(
+        f"{name} {m:.3f}" for name, m in zip(names, medians)))
+
+
 if __name__ == "__main__":
     tune_malloc()
     freeze_gc()
@@ -262,3 +321,4 @@ if __name__ == "__main__":
     halves_in_a_step()
     whole_steps()
     process_split()
+    data_parallel_timeline()

@@ -89,7 +89,7 @@ class Context:
             for i, a in enumerate(self.inputs):
                 if isinstance(a, Tensor) and a.data is arr:
                     refs.append(i)
-                    versions.append(a._version_owner()._version)
+                    versions.append((a if a._base is None else a._base)._version)  # a._version_owner()'s
                     break
             else:
                 refs.append(-1 if arr is data else None)
@@ -128,7 +128,7 @@ class Context:
                 tensors.append(Tensor._make(arr))
                 continue
             t = self.inputs[ref] if ref >= 0 else self.output()
-            now = t._version_owner()._version
+            now = (t if t._base is None else t._base)._version  # t._version_owner(), inlined: a hot path
             if now != version:
                 raise RuntimeError(
                     f"backward of {self.name}: a tensor of shape {t.shape} that it saved for backward was modified "
@@ -139,7 +139,10 @@ class Context:
 
     def free(self) -> None:
         self.saved = ()
-        vars(self).clear()
+        try:  # what forward kept as attributes (ctx.cols, ctx.winners, ...), if it kept any
+            del self.__dict__
+        except AttributeError:
+            pass
         self.freed = True
 
 
