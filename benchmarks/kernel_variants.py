@@ -78,12 +78,12 @@ def chunk_variants(rng: np.random.Generator) -> None:
     def whole() -> object:
         conv_ops.BATCH_CHUNK = 10 ** 9
         try:
-            return conv_ops.Conv2d.forward(ctx, x, w, **PARAMS)
+            return conv_ops.Conv2d.forward(ctx, x, w, None, **PARAMS)
         finally:
             conv_ops.BATCH_CHUNK = chunk
 
     compare("conv1 forward, batch 256", ("one pass", whole),
-            (f"chunks of {chunk}", lambda: conv_ops.Conv2d.forward(ctx, x, w, **PARAMS)))
+            (f"chunks of {chunk}", lambda: conv_ops.Conv2d.forward(ctx, x, w, None, **PARAMS)))
 
 
 def max_pool_every_offset(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -16,7 +16,8 @@ sections on threads and on the engine's floor.
    process on shared memory (no GIL between the halves), copies in and out included.
 7. What became of it: the timeline of a batch-64 step split over two processes by `DataParallel` (as
    `tinygrad-cnn train` runs): handing the worker its parameters and slice, the worker's start, both
-   slices, the reply, and the rest of the step (summing the gradients, the optimizer).
+   slices, the reply, and the rest of the step (summing the gradients, the optimizer); with each side
+   polling its pipe for `data_parallel.SPIN_SECONDS` before it sleeps, and sleeping at once.
 """
 
 from __future__ import annotations
@@ -114,7 +115,7 @@ def kernels_in_isolation() -> None:
         x = rng.standard_normal((64, c, hw, hw), dtype=np.float32)
         w = rng.standard_normal((o, c, 5, 5), dtype=np.float32)
         g = rng.standard_normal((64, o, hw - 4, hw - 4), dtype=np.float32)
-        cases += [(f"{name} forward", lambda x=x, w=w: conv.Conv2d.forward(ctx, x, w, **PARAMS)),
+        cases += [(f"{name} forward", lambda x=x, w=w: conv.Conv2d.forward(ctx, x, w, None, **PARAMS)),
                   (f"{name} weight gradient",
                    lambda x=x, g=g: conv.Conv2dWeightGrad.forward(ctx, x, g, (5, 5), **PARAMS))]
         if c > 1:
@@ -259,7 +260,7 @@ def process_split() -> None:
           f"2 processes (copies included) {two_processes:.3f} ms")
 
 
-def data_parallel_timeline() -> None:
+def data_parallel_timeline(spin: float) -> None:
     # Timestamps from both processes land in shared memory: [request start, request end, our slice start,
     # our slice end, worker slice start, worker slice end, reply received].
     stamps = np.frombuffer(mmap.mmap(-1, 8 * 7), np.float64)
@@ -286,6 +287,7 @@ def data_parallel_timeline() -> None:
             stamps[at + 1] = time.perf_counter()
 
     rows: list[list[float]] = []
+    spin_before, data_parallel.SPIN_SECONDS = data_parallel.SPIN_SECONDS, spin  # the worker forks after this
     data_parallel._Worker.request, data_parallel._Worker.reply = timed_request, timed_reply
     data_parallel._Model.value_and_grad = timed_slice
     try:
@@ -304,11 +306,12 @@ def data_parallel_timeline() -> None:
     finally:
         data_parallel._Worker.request, data_parallel._Worker.reply = request, reply
         data_parallel._Model.value_and_grad = value_and_grad
+        data_parallel.SPIN_SECONDS = spin_before
     names = ["hand the worker its parameters and slice", "until the worker starts", "our slice (32 images)",
              "the worker's slice (32 images)", "from the later slice's end to the reply in hand",
              "the rest (checks, summing gradients, optimizer)", "whole step"]
     medians = np.median(np.array(rows), axis=0) * 1e3
-    print("7. a batch-64 step on 2 processes (medians, ms): " + "; ".join(
+    print(f"7. a batch-64 step on 2 processes, polling {spin * 1e3:g} ms before sleeping (medians, ms): " + "; ".join(
         f"{name} {m:.3f}" for name, m in zip(names, medians)))
 
 
@@ -321,4 +324,5 @@ if __name__ == "__main__":
     halves_in_a_step()
     whole_steps()
     process_split()
-    data_parallel_timeline()
+    data_parallel_timeline(spin=data_parallel.SPIN_SECONDS)
+    data_parallel_timeline(spin=0.0)

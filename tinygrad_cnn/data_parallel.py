@@ -46,8 +46,9 @@ from . import parallel, rng
 from .autograd import Tensor, grad
 from .nn import Module
 
-# After finishing its slice each side polls its pipe for this long before sleeping in the kernel:
-# waking a sleeping process costs 50-150 us on this machine, and the other side's message is due soon.
+# After finishing its slice each side polls its pipe for this long before sleeping in the kernel: the
+# other side's message is due soon, and waking a sleeping process is slow on a VM (the cost is
+# measured by `benchmarks/step_anatomy.py`, line 7, which times a step both ways).
 SPIN_SECONDS = 0.002
 _REQUEST = struct.Struct("qq")  # items in the worker's slice, items in the whole batch
 _LOSS = struct.Struct("d")
