@@ -86,6 +86,23 @@ def chunk_variants(rng: np.random.Generator) -> None:
             (f"chunks of {chunk}", lambda: conv_ops.Conv2d.forward(ctx, x, w, None, **PARAMS)))
 
 
+def conv_bias_variants(rng: np.random.Generator) -> None:
+    """conv1 with its bias, forward and backward (dw, db) at batch 64: the bias inside Conv2d against the
+    earlier Conv2d without it, then Reshape and a broadcasting Add."""
+    x = Tensor(rng.standard_normal((64, 1, 28, 28), dtype=np.float32))
+    w = Tensor(rng.standard_normal((6, 1, 5, 5), dtype=np.float32), requires_grad=True)
+    b = Tensor(rng.standard_normal(6, dtype=np.float32), requires_grad=True)
+    g = Tensor(rng.standard_normal((64, 6, 24, 24), dtype=np.float32))
+
+    def separate() -> None:
+        (conv_ops.Conv2d.apply(x, w, None, **PARAMS) + b.reshape(1, 6, 1, 1)).backward(g)
+
+    def inside() -> None:
+        conv_ops.Conv2d.apply(x, w, b, **PARAMS).backward(g)
+
+    compare("conv1 with bias, forward + backward, batch 64", ("Reshape + Add", separate), ("inside Conv2d", inside))
+
+
 def max_pool_every_offset(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The earlier 2x2 max pool: the KH*KW window offsets one after another, the winner's offset in an
     int16 array (first maximum wins)."""
@@ -161,6 +178,7 @@ if __name__ == "__main__":
     col2im_variants(generator)
     weight_grad_variants(generator)
     chunk_variants(generator)
+    conv_bias_variants(generator)
     max_pool_variants(generator)
     pool_inference_variants(generator)
     relu_order_variants()
