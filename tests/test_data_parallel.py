@@ -294,3 +294,27 @@ def test_bad_construction_is_refused(kwargs: dict, error: type, message: str) ->
     model, loss_fn = lenet_and_loss()
     with pytest.raises(error, match=message):
         DataParallel(**{"model": model, "loss_fn": loss_fn, **kwargs})
+
+
+def test_a_failed_fork_leaves_no_workers_and_blas_as_it_was(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tinygrad_cnn import data_parallel
+
+    blas = parallel._blas_thread_calls()
+    threads_before = blas[0]() if blas else None
+    model, loss_fn = lenet_and_loss()
+
+    def refuse(self: object, *args: object) -> None:
+        raise BlockingIOError("fork: Resource temporarily unavailable (planted)")
+
+    monkeypatch.setattr(data_parallel._Worker, "__init__", refuse)
+    with DataParallel(model, loss_fn, processes=3) as dp:
+        with pytest.raises(BlockingIOError, match="planted"):
+            dp.value_and_grad(*batch(6))
+        assert dp._workers == [] and all(p.grad is None for p in model.parameters())
+        if blas is not None:
+            assert blas[0]() == threads_before
+        monkeypatch.undo()
+        _, expected = one_process_grads(model, loss_fn, *batch(6))
+        dp.value_and_grad(*batch(6))
+        assert len(dp._workers) == 2
+    assert_same_grads(grads_of(model), expected)

@@ -144,7 +144,7 @@ class _Worker:
 
 def _waiter(conn: Connection) -> Callable[[float], None]:
     """wait(spin): poll `conn` for up to `spin` seconds; the caller's recv then sleeps if nothing came.
-    A `select.poll` object made once: `Connection.poll` builds a selector on every call (~20 us)."""
+    A `select.poll` object made once: `Connection.poll` builds a new selector on every call."""
     poller = select.poll()
     poller.register(conn.fileno(), select.POLLIN)
 
@@ -270,11 +270,15 @@ class DataParallel:
                          tuple((a.shape[1:], a.dtype) for a in arrays),
                          len(self.model.modules) + len(self.model.params), max(p.stop - p.start for p in parts))
         running = self._workers
-        if not running or any(not w.layout.fits(layout) or not w.process.is_alive() for w in running):
+        if len(running) < len(parts) or any(not w.layout.fits(layout) or not w.process.is_alive() for w in running):
             self.close()
             parallel.pin_blas(id(self))
-            for index in range(1, self.processes):
-                running.append(_Worker(self.model, layout, index, [w.conn for w in running]))
+            try:
+                for index in range(1, self.processes):
+                    running.append(_Worker(self.model, layout, index, [w.conn for w in running]))
+            except BaseException:  # e.g. fork failed: no half-started set of workers stays behind
+                self.close()
+                raise
         return running[:len(parts)]
 
 
@@ -330,6 +334,5 @@ def _serve(model: _Model, shared: _Shared, conn: Connection, index: int, inherit
 def _stop(workers: list[_Worker], owner: int) -> None:
     for w in workers:
         w.close()
-    if workers:
-        parallel.unpin_blas(owner)
     workers.clear()
+    parallel.unpin_blas(owner)
