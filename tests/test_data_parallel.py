@@ -318,3 +318,78 @@ def test_a_failed_fork_leaves_no_workers_and_blas_as_it_was(monkeypatch: pytest.
         dp.value_and_grad(*batch(6))
         assert len(dp._workers) == 2
     assert_same_grads(grads_of(model), expected)
+
+
+def test_closing_one_data_parallel_does_not_wait_for_another() -> None:
+    """A worker forked for the second must not hold the first's pipe open: the first's worker exits cleanly."""
+    model, loss_fn = lenet_and_loss()
+    with DataParallel(model, loss_fn, 2) as first, DataParallel(model, loss_fn, 2) as second:
+        first.value_and_grad(*batch(4))
+        second.value_and_grad(*batch(4))
+        (worker,) = first._workers
+        first.close()
+        assert worker.process.exitcode == 0  # not killed after the 2 s grace period
+
+
+def test_parameters_cast_to_float64_restart_the_workers(lenet_dp: tuple) -> None:
+    model, loss_fn, dp = lenet_dp
+    dp.value_and_grad(*batch(8))
+    pid = dp._workers[0].process.pid
+    model.zero_grad()
+    model.double()
+    x, y = batch(8)
+    _, expected = one_process_grads(model, loss_fn, x.astype(np.float64), y)
+    dp.value_and_grad(x.astype(np.float64), y)
+    assert dp._workers[0].process.pid != pid
+    assert all(e.dtype == np.float64 for e in expected)
+    assert_same_grads(grads_of(model), expected)
+
+
+def test_a_failed_slice_keeps_the_worker_and_the_pipes_in_step() -> None:
+    model, _ = lenet_and_loss()
+    worker_calls = []
+
+    def loss_fn(x: np.ndarray, y: np.ndarray) -> Tensor:
+        if os.getpid() != MAIN_PID:
+            worker_calls.append(1)
+            if len(worker_calls) == 2:
+                raise ArithmeticError("planted, once")
+        return F.cross_entropy(model(Tensor(x)), y)
+
+    x, y = batch(8)
+    with DataParallel(model, loss_fn, processes=2) as dp:
+        dp.value_and_grad(x, y)
+        (worker,) = dp._workers
+        with pytest.raises(WorkerError, match="planted, once"):
+            dp.value_and_grad(x, y)
+        _, expected = one_process_grads(model, loss_fn, x, y)
+        dp.value_and_grad(x, y)
+        assert dp._workers == [worker]  # the same process answered the next request
+    assert_same_grads(grads_of(model), expected)
+
+
+def test_dropout_masks_are_reproducible_for_a_seed_and_different_each_step() -> None:
+    runs = []
+    for _ in range(2):
+        manual_seed(5)
+        model = Scaled(64)
+        ones = np.ones((2, 64), dtype=np.float32)
+        steps = []
+        with DataParallel(model, lambda x, m=model: m(Tensor(x)).sum(axis=1).mean(), processes=2) as dp:
+            for _ in range(3):
+                model.w.grad = None
+                dp.value_and_grad(ones)
+                steps.append(model.w.grad.data.copy())
+        runs.append(steps)
+    for a, b in zip(*runs):
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(runs[0][0], runs[0][1])
+
+
+def test_a_replaced_parameter_is_refused() -> None:
+    model, loss_fn = lenet_and_loss()
+    with DataParallel(model, loss_fn, processes=2) as dp:
+        dp.value_and_grad(*batch(4))
+        model.conv1.weight = nn.Parameter(np.zeros((6, 1, 5, 5), dtype=np.float32))
+        with pytest.raises(RuntimeError, match=r"the model's parameters changed since it was made"):
+            dp.value_and_grad(*batch(4))

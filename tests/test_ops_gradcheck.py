@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from helpers import Inputs, graph_contexts, graph_functions, leaves
 
+import tinygrad_cnn.functional as F
 from tinygrad_cnn import Function, GradcheckError, Tensor, grad, gradcheck, gradgradcheck
 from tinygrad_cnn.ops import PRIMITIVES
 from tinygrad_cnn.tools.opsuite import CASES, Case
@@ -136,3 +137,19 @@ def test_gradcheck_refuses_float32(check: Callable[..., bool]) -> None:
     x = Tensor(CUBE_INPUT.astype(np.float32), requires_grad=True)
     with pytest.raises(TypeError, match=r"input 0 has dtype float32.*float64"):
         check(Cube.apply, [x])
+
+
+def test_conv2d_with_a_wider_bias_promotes_as_a_separate_add_would() -> None:
+    """The bias is added inside Conv2d; a float64 bias on float32 inputs must still give float64, unrounded."""
+    rng = np.random.default_rng(0)
+    x = Tensor(rng.standard_normal((2, 3, 6, 6), dtype=np.float32), requires_grad=True)
+    w = Tensor(rng.standard_normal((4, 3, 3, 3), dtype=np.float32), requires_grad=True)
+    b = Tensor(np.array([0.1, 1e-10, 3.0, -2.0]), requires_grad=True)
+    y = F.conv2d(x, w, b)
+    separate = F.conv2d(x, w) + b.reshape(1, 4, 1, 1)
+    assert y.dtype == separate.dtype == np.float64
+    np.testing.assert_array_equal(y.data, separate.data)
+    g = rng.standard_normal(y.shape)
+    y.backward(Tensor(g))
+    np.testing.assert_allclose(b.grad.data, g.sum(axis=(0, 2, 3)), rtol=1e-12)
+    assert (x.grad.dtype, w.grad.dtype, b.grad.dtype) == (np.float32, np.float32, np.float64)

@@ -15,12 +15,15 @@ after (LeNet: 0.25 MB each way).
         optimizer.step()
 
 `loss_fn` must return the *mean* loss over the slice it is given (as `F.cross_entropy` does by
-default): the batch's mean is the slices' means weighted by their sizes, and so is its gradient.
+default): the batch's mean is the slices' means weighted by their sizes, and so is its gradient. (A
+summed loss, `reduction="sum"`, would come out divided by the batch size.)
 
 Workers are forked (Linux and other Unix; `processes=1` everywhere else): a worker starts as a copy of
 this process, model and `loss_fn` included, so nothing is pickled. Before each step the worker takes
-the current parameter values, each module's train/eval mode and each parameter's `requires_grad`. What
-must not change while a `DataParallel` is in use: which parameters the model has (make a new one).
+the current parameter values, each module's train/eval mode and each parameter's `requires_grad`;
+everything else it sees is as it was at the fork: other module attributes (`Dropout.p`), `Config`
+switches such as `detect_anomaly()`, what `loss_fn` captured, numpy's and Python's global random
+generators. Which parameters the model has must not change (checked each step: make a new one).
 Each worker's library RNG (dropout) is seeded from this process's generator when it is forked, so runs
 are reproducible for a given seed and process count, and no two processes draw the same masks.
 """
@@ -48,10 +51,13 @@ from .nn import Module
 
 # After finishing its slice each side polls its pipe for this long before sleeping in the kernel: the
 # other side's message is due soon, and waking a sleeping process is slow on a VM (the cost is
-# measured by `benchmarks/step_anatomy.py`, line 7, which times a step both ways).
+# measured by `benchmarks/step_anatomy.py`, part 7 of its output, which times a step both ways).
 SPIN_SECONDS = 0.002
 _REQUEST = struct.Struct("qq")  # items in the worker's slice, items in the whole batch
 _LOSS = struct.Struct("d")
+
+
+_live_workers: weakref.WeakSet[_Worker] = weakref.WeakSet()
 
 
 class WorkerError(RuntimeError):
@@ -103,14 +109,18 @@ class _Shared:
 class _Worker:
     """One forked process, its pipe and its shared memory."""
 
-    def __init__(self, model: _Model, layout: _Layout, index: int, inherited: Sequence[Connection]) -> None:
+    def __init__(self, model: _Model, layout: _Layout, index: int) -> None:
         self.layout, self.shared = layout, _Shared(layout)
         context = multiprocessing.get_context("fork")
         self.conn, child_end = context.Pipe()
+        # The child must close every parent end of a pipe it inherits, ours and those of every other live
+        # worker (of any DataParallel): holding one would keep that worker from seeing EOF when it is closed.
+        parent_ends = [w.conn for w in _live_workers] + [self.conn]
         self.process = context.Process(target=_serve, name=f"tinygrad_cnn-data-parallel-{index}", daemon=True,
-                                       args=(model, self.shared, child_end, index, [*inherited, self.conn]))
+                                       args=(model, self.shared, child_end, index, parent_ends))
         self.process.start()
         child_end.close()
+        _live_workers.add(self)
         self.wait = _waiter(self.conn)
 
     def request(self, model: _Model, modes: np.ndarray, arrays: list[np.ndarray], part: slice, total: int) -> None:
@@ -135,6 +145,7 @@ class _Worker:
         return None, message[1:].decode("utf-8", "replace")
 
     def close(self) -> None:
+        _live_workers.discard(self)
         self.conn.close()  # the worker sees EOF and exits
         self.process.join(2.0)
         if self.process.is_alive():
@@ -209,6 +220,7 @@ class DataParallel:
             processes = parallel.available_cores()
         if isinstance(processes, bool) or not isinstance(processes, int) or processes < 1:
             raise ValueError(f"DataParallel: processes must be a positive int, got {processes!r}")
+        self.module = model
         self.model = _Model(list(model.modules()), list(model.parameters()), loss_fn)
         if not self.model.params:
             raise ValueError("DataParallel: the model has no parameters")
@@ -231,6 +243,7 @@ class DataParallel:
         `loss.backward()` would. `batch`: arrays with the same first dimension N >= 1, split along it.
         If any process fails, raises (WorkerError for a worker) with every `.grad` as it was."""
         arrays = _check_batch(batch)
+        self._check_parameters()
         n = len(arrays[0])
         count = min(self.processes, n)
         bounds = [n * i // count for i in range(count + 1)]
@@ -240,11 +253,9 @@ class DataParallel:
             modes = self.model.modes()
             for worker, part in zip(workers, theirs):
                 worker.request(self.model, modes, arrays, part, n)
-            try:
-                loss, grads = self.model.value_and_grad([a[ours] for a in arrays], (ours.stop - ours.start) / n)
-            finally:  # read every reply, also after our own failure, so that the pipes stay in step
-                replies = [w.reply() for w in workers]
-        except BaseException:  # e.g. Ctrl-C: the workers may be mid-slice, and are stopped
+            loss, grads = self.model.value_and_grad([a[ours] for a in arrays], (ours.stop - ours.start) / n)
+            replies = [w.reply() for w in workers]
+        except BaseException:  # our slice failed, or Ctrl-C: the workers may be mid-slice, and are stopped
             self.close()
             raise
         failures = [f"worker {i}: {error}" for i, (_, error) in enumerate(replies, 1) if error is not None]
@@ -257,10 +268,18 @@ class DataParallel:
             for i, (g, shared) in enumerate(zip(grads, w.shared.grads)):
                 if w.shared.has_grad[i]:
                     grads[i] = shared.copy() if g is None else np.add(g, shared, out=g)
-        for p, g in zip(self.model.params, grads):
-            if g is not None:
-                p.grad = Tensor._make(g) if p.grad is None else p.grad + Tensor._make(g)
+        # Every new .grad first, then the assignments, in one short loop of no work that could fail.
+        updates = [(p, Tensor._make(g) if p.grad is None else p.grad + Tensor._make(g))
+                   for p, g in zip(self.model.params, grads) if g is not None]
+        for p, g in updates:
+            p.grad = g
         return loss + sum(share for share, _ in replies)
+
+    def _check_parameters(self) -> None:
+        now = list(self.module.parameters())
+        if len(now) != len(self.model.params) or any(a is not b for a, b in zip(now, self.model.params)):
+            raise RuntimeError(f"DataParallel: the model's parameters changed since it was made ({len(now)} now, "
+                               f"{len(self.model.params)} then, or some replaced); make a new DataParallel")
 
     def _start_workers(self, arrays: list[np.ndarray], parts: list[slice]) -> list[_Worker]:
         """Workers for `parts`: the running ones, or new ones when the step does not fit them."""
@@ -275,7 +294,7 @@ class DataParallel:
             parallel.pin_blas(id(self))
             try:
                 for index in range(1, self.processes):
-                    running.append(_Worker(self.model, layout, index, [w.conn for w in running]))
+                    running.append(_Worker(self.model, layout, index))
             except BaseException:  # e.g. fork failed: no half-started set of workers stays behind
                 self.close()
                 raise
@@ -296,10 +315,10 @@ def _check_batch(batch: Sequence[np.ndarray]) -> list[np.ndarray]:
     return arrays
 
 
-def _serve(model: _Model, shared: _Shared, conn: Connection, index: int, inherited: Sequence[Connection]) -> None:
+def _serve(model: _Model, shared: _Shared, conn: Connection, index: int, parent_ends: Sequence[Connection]) -> None:
     """A worker's loop: wait for a request, compute the gradient of the slice it names, reply."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; it stops us
-    for end in inherited:  # the parent's ends of the pipes: holding them would hide the parent's exit
+    for end in parent_ends:
         end.close()
     # Dropout masks must differ between processes: a seed from the parent's generator (this copy of it).
     rng.manual_seed(int(rng.generator().integers(2 ** 62)) + index)

@@ -199,7 +199,8 @@ def train_epoch(model: Module, optimizer: Optimizer, loader: DataLoader, stop: S
                     bar.update(len(yb))
                     bar.set_postfix(loss=f"{loss_sum / seen:.4f}", refresh=False)
     finally:
-        parallel.set_num_threads(threads)
+        if processes > 1:
+            parallel.set_num_threads(threads)
     return loss_sum / seen
 
 

@@ -136,7 +136,8 @@ class Conv2d(Function):
                 dilation: Pair, groups: int) -> np.ndarray:
         n, o = x.shape[0], w.shape[0]
         out_hw = _out_hw(x.shape[2:], w.shape[2:], stride, padding, dilation)
-        y = np.empty((n, o, *out_hw), dtype=np.result_type(x, w))          # (N, O, Ho, Wo)
+        dtype = np.result_type(x, w) if b is None else np.result_type(x, w, b)  # as a separate y + b would give
+        y = np.empty((n, o, *out_hw), dtype=dtype)                         # (N, O, Ho, Wo)
         w_mat = _as_group_matrices(w, groups)                              # (G, O/G, CKK)
         b_col = None if b is None else b.reshape(groups, o // groups, 1)  # (G, O/G, 1)
 
