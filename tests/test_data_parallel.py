@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 
 import numpy as np
@@ -393,3 +396,46 @@ def test_a_replaced_parameter_is_refused() -> None:
         model.conv1.weight = nn.Parameter(np.zeros((6, 1, 5, 5), dtype=np.float32))
         with pytest.raises(RuntimeError, match=r"the model's parameters changed since it was made"):
             dp.value_and_grad(*batch(4))
+
+
+def test_a_hung_worker_is_killed_when_we_are_interrupted() -> None:
+    model, _ = lenet_and_loss()
+    calls = []  # each process counts its own
+
+    def loss_fn(x: np.ndarray, y: np.ndarray) -> Tensor:
+        calls.append(1)
+        if len(calls) == 2:
+            if os.getpid() != MAIN_PID:
+                time.sleep(60)  # a worker that will not answer in time
+            raise KeyboardInterrupt
+        return F.cross_entropy(model(Tensor(x)), y)
+
+    with DataParallel(model, loss_fn, processes=2) as dp:
+        dp.value_and_grad(*batch(4))
+        (worker,) = dp._workers
+        with pytest.raises(KeyboardInterrupt):
+            dp.value_and_grad(*batch(4))
+        assert dp._workers == []
+    assert worker.process.exitcode == -signal.SIGKILL
+
+
+def test_workers_exit_with_the_interpreter_without_close() -> None:
+    script = (
+        "import numpy as np, tinygrad_cnn.functional as F\n"
+        "from tinygrad_cnn import Tensor\n"
+        "from tinygrad_cnn.data_parallel import DataParallel\n"
+        "from tinygrad_cnn.models import lenet5\n"
+        "model = lenet5()\n"
+        "dp = DataParallel(model, lambda x, y: F.cross_entropy(model(Tensor(x)), y), 2)\n"
+        "dp.value_and_grad(np.zeros((4, 1, 28, 28), np.float32), np.zeros(4, np.int64))\n"
+        "print(dp._workers[0].process.pid)\n")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True)
+    pid = int(out.stdout.split()[-1])
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+    pytest.fail(f"worker {pid} outlived its parent")

@@ -191,6 +191,28 @@ def test_resume_ends_bit_identical_to_an_uninterrupted_run(optimizer: str, proce
             assert np.array_equal(final.optimizer["state"][i][key], value)
 
 
+def test_resume_with_dropout_on_two_processes_draws_what_the_uninterrupted_run_drew(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The workers' dropout generators are seeded at each epoch's fork from the library RNG, which the
+    checkpoint holds: a resumed run must end with the same weights as an uninterrupted one."""
+    from tinygrad_cnn import nn
+
+    def lenet5_with_dropout() -> Module:
+        model = lenet5()
+        return nn.Sequential(*[layer for _, layer in model.named_children()][:-1], nn.Dropout(0.3),
+                             model.fc3)
+
+    monkeypatch.setattr(training, "lenet5", lenet5_with_dropout)
+    data = synthetic_mnist()
+    config = quick_config(lr=0.01, seed=4)
+    straight = run_quietly(config, data, tmp_path / "straight", processes=2)
+    run_quietly(dataclasses.replace(config, epochs=1), data, tmp_path / "resumed", processes=2)
+    checkpoint = training.load_checkpoint(tmp_path / "resumed" / training.CHECKPOINT_FILE)
+    resumed = run_quietly(config, data, tmp_path / "resumed", resume_from=checkpoint, processes=2)
+    for p, q in zip(straight.model.parameters(), resumed.model.parameters()):
+        assert np.array_equal(p.data, q.data)
+
+
 def test_two_processes_train_the_same_model_as_one(tmp_path: Path) -> None:
     """Data parallelism only regroups the gradient's sums: after 16 Adam steps the runs still agree closely."""
     data = synthetic_mnist()
