@@ -245,9 +245,7 @@ class DataParallel:
         arrays = _check_batch(batch)
         self._check_parameters()
         n = len(arrays[0])
-        count = min(self.processes, n)
-        bounds = [n * i // count for i in range(count + 1)]
-        ours, *theirs = [slice(a, b) for a, b in zip(bounds, bounds[1:])]
+        ours, *theirs = parallel.even_slices(n, min(self.processes, n))
         workers = self._start_workers(arrays, theirs)
         try:
             modes = self.model.modes()

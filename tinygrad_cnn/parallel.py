@@ -133,13 +133,17 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
+def even_slices(n: int, count: int) -> list[slice]:
+    """range(n) cut into `count` contiguous slices whose sizes differ by at most one."""
+    bounds = [n * i // count for i in range(count + 1)]
+    return [slice(a, b) for a, b in zip(bounds, bounds[1:])]
+
+
 def batch_parts(n: int, chunk: int, macs: int) -> list[slice]:
     """Split a batch of n into slices of at most `chunk` items, as many per thread, when the kernel's
     `macs` (multiply-adds for the whole batch) make splitting over threads pay; else chunks only."""
     threads = _threads if macs >= MIN_PARALLEL_MACS and not getattr(_state, "worker", False) else 1
-    count = max(1, min(n, threads * -(-n // (threads * chunk))))  # a multiple of the threads where n allows
-    bounds = [n * i // count for i in range(count + 1)]
-    return [slice(a, b) for a, b in zip(bounds, bounds[1:])]
+    return even_slices(n, max(1, min(n, threads * -(-n // (threads * chunk)))))  # a multiple of the threads
 
 
 def map_parts(fn: Callable[[P], T], parts: Sequence[P]) -> list[T]:
@@ -149,10 +153,10 @@ def map_parts(fn: Callable[[P], T], parts: Sequence[P]) -> list[T]:
     runs = min(_threads, len(parts))
     if pool is None or runs < 2 or getattr(_state, "worker", False):
         return [fn(p) for p in parts]
-    bounds = [len(parts) * i // runs for i in range(runs + 1)]
-    futures = [pool.submit(lambda ps=parts[a:b]: [fn(p) for p in ps]) for a, b in zip(bounds[1:-1], bounds[2:])]
+    ours, *theirs = even_slices(len(parts), runs)
+    futures = [pool.submit(lambda ps=parts[run]: [fn(p) for p in ps]) for run in theirs]
     try:
-        results = [fn(p) for p in parts[:bounds[1]]]
+        results = [fn(p) for p in parts[ours]]
     finally:
         wait(futures)  # even if our run raised: theirs write into arrays the caller owns
     return results + [r for f in futures for r in f.result()]

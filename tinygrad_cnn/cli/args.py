@@ -30,11 +30,15 @@ def bounded(kind: type, low: float, high: float = math.inf, open_low: bool = Fal
     return parse
 
 
-def add_threads_option(p: argparse.ArgumentParser) -> None:
+def _add_cores_option(p: argparse.ArgumentParser, flag: str, what: str) -> None:
     cores = parallel.available_cores()
-    p.add_argument("--threads", type=bounded(int, 1), default=cores,
-                   help="threads for the convolutions; 1 turns batch parallelism off and leaves numpy's BLAS "
-                        f"alone (default: the cores available, at most 4: {cores} here)")
+    p.add_argument(flag, type=bounded(int, 1), default=cores,
+                   help=f"{what} (default: the cores available, at most 4: {cores} here)")
+
+
+def add_threads_option(p: argparse.ArgumentParser) -> None:
+    _add_cores_option(p, "--threads", "threads for the convolutions; 1 turns batch parallelism off and leaves "
+                                      "numpy's BLAS alone")
 
 
 def apply_threads(args: argparse.Namespace) -> int:
@@ -43,7 +47,5 @@ def apply_threads(args: argparse.Namespace) -> int:
 
 
 def add_processes_option(p: argparse.ArgumentParser, what: str) -> None:
-    cores = parallel.available_cores()
-    p.add_argument("--processes", type=bounded(int, 1), default=cores,
-                   help=f"{what} (data parallel: each process takes a slice of the batch; 1: this process alone) "
-                        f"(default: the cores available, at most 4: {cores} here)")
+    _add_cores_option(p, "--processes", f"{what} (data parallel: each process takes a slice of the batch; 1: "
+                                        "this process alone)")

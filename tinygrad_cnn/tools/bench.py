@@ -8,6 +8,7 @@ and the medians are compared. Nothing here is asserted in tests.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import subprocess
 import sys
@@ -101,17 +102,14 @@ def our_train_step(batch: int, processes: int = 1, stack: contextlib.ExitStack |
         dp = DataParallel(model, lambda xs, ys: F.cross_entropy(model(Tensor(xs)), ys), processes)
         if stack is not None:
             stack.enter_context(dp)
-
-        def parallel_step() -> None:
-            opt.zero_grad()
-            dp.value_and_grad(x, y)
-            opt.step()
-
-        return parallel_step
+        gradient = functools.partial(dp.value_and_grad, x, y)
+    else:
+        def gradient() -> None:
+            F.cross_entropy(model(Tensor(x)), y).backward()
 
     def step() -> None:
         opt.zero_grad()
-        F.cross_entropy(model(Tensor(x)), y).backward()
+        gradient()
         opt.step()
 
     return step
