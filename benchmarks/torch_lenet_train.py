@@ -32,7 +32,7 @@ from tinygrad_cnn.optim import SGD, Adam
 from tinygrad_cnn.parallel import available_cores
 from tinygrad_cnn.perf import tune_malloc
 from tinygrad_cnn.rng import manual_seed
-from tinygrad_cnn.training import TrainConfig
+from tinygrad_cnn.app.training import TrainConfig
 
 
 def batches(config: TrainConfig, count: int, synthetic: bool) -> list[tuple[np.ndarray, np.ndarray]]:

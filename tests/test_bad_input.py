@@ -24,7 +24,8 @@ import numpy as np
 import pytest
 
 import tinygrad_cnn.functional as F
-from tinygrad_cnn import CheckpointError, Config, Tensor, load, nn, save, training
+from tinygrad_cnn import CheckpointError, Config, Tensor, load, nn, save
+from tinygrad_cnn.app import training
 from tinygrad_cnn.cli import main
 from tinygrad_cnn.data import MNISTError, read_idx
 from tinygrad_cnn.models import lenet5

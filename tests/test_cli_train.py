@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from test_training import SigintAtStep, synthetic_mnist, torch_lenet
 
-from tinygrad_cnn import training
+from tinygrad_cnn.app import training
 from tinygrad_cnn.cli import evaluate as eval_cli
 from tinygrad_cnn.cli import main
 from tinygrad_cnn.cli import train as train_cli

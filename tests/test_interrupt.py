@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tinygrad_cnn import CheckpointError, training
+from tinygrad_cnn import CheckpointError
+from tinygrad_cnn.app import training
 from tinygrad_cnn.data.mnist import ENV_VAR, MNIST_FILES
 
 DATA = os.environ.get(ENV_VAR)

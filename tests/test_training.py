@@ -1,4 +1,4 @@
-"""Tests for tinygrad_cnn.training, metrics and perf: the loop, evaluation, checkpoints and resuming."""
+"""Tests for tinygrad_cnn.app.training, metrics and perf: the loop, evaluation, checkpoints and resuming."""
 
 from __future__ import annotations
 
@@ -15,9 +15,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tinygrad_cnn import Tensor, perf, training
+from tinygrad_cnn import Tensor
+from tinygrad_cnn.app import training
+from tinygrad_cnn.runtime import memory as perf
 from tinygrad_cnn.data import load_mnist, normalize
-from tinygrad_cnn.metrics import accuracy, confusion_matrix
+from tinygrad_cnn.app.metrics import accuracy, confusion_matrix
 from tinygrad_cnn.models import lenet5
 from tinygrad_cnn.nn import Module
 from tinygrad_cnn.optim import Optimizer
@@ -108,10 +110,16 @@ def test_tune_malloc_only_where_glibc_and_never_on_import(monkeypatch: pytest.Mo
     assert perf.tune_malloc() is is_glibc
     monkeypatch.setattr(platform, "libc_ver", lambda: ("musl", "1.2"))
     assert perf.tune_malloc() is False
-    code = ("import sys, tinygrad_cnn, tinygrad_cnn.training, tinygrad_cnn.optim, tinygrad_cnn.data; "
-            "print('tinygrad_cnn.perf' in sys.modules)")
+    # Importing must not pull either lever: record every mallopt call and the GC's frozen count.
+    code = ("import ctypes, gc, sys; calls = []; real = ctypes.CDLL\n"
+            "class Spy:\n    def __init__(self, *a, **k): self.lib = real(*a, **k)\n"
+            "    def __getattr__(self, name):\n        if name == 'mallopt': calls.append(name)\n"
+            "        return getattr(self.lib, name)\n"
+            "ctypes.CDLL = Spy\n"
+            "import tinygrad_cnn, tinygrad_cnn.app.training, tinygrad_cnn.optim, tinygrad_cnn.data\n"
+            "print(calls, gc.get_freeze_count())")
     imported = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert imported.stdout.strip() == "False"
+    assert imported.stdout.strip() == "[] 0"
 
 
 # ---- evaluation ----------------------------------------------------------------------------------

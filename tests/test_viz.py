@@ -22,7 +22,7 @@ from tinygrad_cnn.data import resolve_data_dir
 from tinygrad_cnn.models import lenet5
 from tinygrad_cnn.ops import PRIMITIVES
 from tinygrad_cnn.rng import manual_seed
-from tinygrad_cnn.tools import viz
+from tinygrad_cnn.viz import graph as viz
 from tinygrad_cnn.viz import draw_graph, render
 
 PRIMITIVE_NAMES = {p.__name__ for p in PRIMITIVES}

@@ -6,7 +6,7 @@ import argparse
 import math
 from collections.abc import Callable
 
-from .. import parallel
+from ..runtime import threads as parallel
 
 
 def bounded(kind: type, low: float, high: float = math.inf, open_low: bool = False,

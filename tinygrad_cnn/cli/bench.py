@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from .. import parallel
-from ..perf import freeze_gc, tune_malloc
+from ..runtime import threads as parallel
+from ..runtime.memory import freeze_gc, tune_malloc
 from ..tools.bench import has_torch, profile_train_step, run_benchmarks
 from .args import add_processes_option, add_threads_option, apply_threads, bounded
 

@@ -13,7 +13,7 @@ from ..autograd import Tensor
 from ..data import load_mnist, normalize, resolve_data_dir
 from ..data.mnist import MNIST_FILES
 from ..rng import manual_seed
-from ..tools.viz import SUPPORTED_FORMATS, draw_graph, render
+from ..viz import SUPPORTED_FORMATS, draw_graph, render
 from .args import bounded
 
 # The models that take MNIST's (1, 28, 28) images: the batch is MNIST (or random data of that shape).

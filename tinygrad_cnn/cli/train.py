@@ -1,4 +1,4 @@
-"""`tinygrad-cnn train`: train LeNet-5 on MNIST (the loop itself is `tinygrad_cnn.training`)."""
+"""`tinygrad-cnn train`: train LeNet-5 on MNIST (the loop itself is `tinygrad_cnn.app.training`)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from .. import training
+from ..app import training
 from ..data import MNISTError, load_mnist
-from ..perf import freeze_gc, tune_malloc
+from ..runtime.memory import freeze_gc, tune_malloc
 from ..serialization import CheckpointError
 from .args import add_processes_option, add_threads_option, apply_threads, bounded
 

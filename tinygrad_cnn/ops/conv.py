@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from .. import parallel
+from ..runtime import threads as parallel
 from ..autograd import Context, Function, Tensor
 
 Pair = tuple[int, int]

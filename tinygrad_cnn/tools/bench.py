@@ -19,9 +19,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import functional as F
-from .. import optim, parallel
+from .. import optim
+from ..runtime import threads as parallel
 from ..autograd import Tensor, no_grad
-from ..data_parallel import DataParallel
+from ..runtime.data_parallel import DataParallel
 from ..models import lenet5
 from ..ops import PRIMITIVES
 from ..rng import manual_seed
@@ -207,7 +208,7 @@ def conv1_step(x: np.ndarray, w: Tensor, grad: np.ndarray) -> Callable[[], None]
 
 _MEMORY_PROBE = """
 import contextlib, json, sys
-from tinygrad_cnn.perf import freeze_gc, tune_malloc
+from tinygrad_cnn.runtime.memory import freeze_gc, tune_malloc
 from tinygrad_cnn.tools import bench
 framework, batch, steps, tuned = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "tuned"
 if tuned:

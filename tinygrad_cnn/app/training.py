@@ -33,16 +33,17 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from . import functional as F
-from . import parallel, rng
-from .autograd import Tensor, no_grad
-from .data import DataLoader, normalize
-from .data_parallel import DataParallel
+from .. import functional as F
+from .. import rng
+from ..autograd import Tensor, no_grad
+from ..data import DataLoader, normalize
+from ..models import lenet5
+from ..nn import Module
+from ..optim import SGD, Adam, Optimizer
+from ..runtime import threads as parallel
+from ..runtime.data_parallel import DataParallel
+from ..serialization import CheckpointError, load, save
 from .metrics import accuracy
-from .models import lenet5
-from .nn import Module
-from .optim import SGD, Adam, Optimizer
-from .serialization import CheckpointError, load, save
 
 CHECKPOINT_FILE = "checkpoint.npz"
 METRICS_CSV = "metrics.csv"

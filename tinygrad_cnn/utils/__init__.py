@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .functional import as_pair
-from .ops.conv import conv_out_size
+from ..functional import as_pair
+from ..ops.conv import conv_out_size
 
 IntOrPair = int | tuple[int, int]
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from .autograd import Tensor
+from ..autograd import Tensor
 
 
 def _array(values: Any) -> np.ndarray:
