@@ -11,10 +11,10 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
+from tinygrad_cnn.perf import freeze_gc, tune_malloc
 
 import tinygrad_cnn.functional as F
 from tinygrad_cnn import Tensor
-from tinygrad_cnn.perf import freeze_gc, tune_malloc
 from tinygrad_cnn.tools.bench import interleaved_medians
 
 

@@ -12,6 +12,7 @@ import gc
 from collections.abc import Callable
 
 import numpy as np
+from tinygrad_cnn.perf import freeze_gc, tune_malloc
 
 import tinygrad_cnn.functional as F
 import tinygrad_cnn.ops.conv as conv_ops
@@ -19,7 +20,6 @@ from tinygrad_cnn import Tensor, nn, no_grad, optim
 from tinygrad_cnn.autograd import Context
 from tinygrad_cnn.models import lenet5
 from tinygrad_cnn.ops.pool import MaxPool2d
-from tinygrad_cnn.perf import freeze_gc, tune_malloc
 from tinygrad_cnn.rng import manual_seed
 from tinygrad_cnn.tools.bench import interleaved_medians, lenet_batch, op_chain, our_train_step
 

@@ -34,11 +34,11 @@ from concurrent.futures import ThreadPoolExecutor
 from multiprocessing import shared_memory
 
 import numpy as np
+from tinygrad_cnn.perf import freeze_gc, tune_malloc
 
 from tinygrad_cnn import data_parallel, parallel
 from tinygrad_cnn.autograd import Context
 from tinygrad_cnn.ops import conv
-from tinygrad_cnn.perf import freeze_gc, tune_malloc
 from tinygrad_cnn.tools.bench import forwards_replaced, interleaved_medians, on_threads, our_train_step
 
 PARAMS = {"stride": (1, 1), "padding": (0, 0), "dilation": (1, 1), "groups": 1}

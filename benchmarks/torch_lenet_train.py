@@ -22,17 +22,17 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
+from tinygrad_cnn.data_parallel import DataParallel
+from tinygrad_cnn.parallel import available_cores
+from tinygrad_cnn.perf import tune_malloc
 
 import tinygrad_cnn.functional as F
 from tinygrad_cnn import Tensor
+from tinygrad_cnn.app.training import TrainConfig
 from tinygrad_cnn.data import MNISTError, load_mnist, normalize
-from tinygrad_cnn.data_parallel import DataParallel
 from tinygrad_cnn.models import lenet5
 from tinygrad_cnn.optim import SGD, Adam
-from tinygrad_cnn.parallel import available_cores
-from tinygrad_cnn.perf import tune_malloc
 from tinygrad_cnn.rng import manual_seed
-from tinygrad_cnn.app.training import TrainConfig
 
 
 def batches(config: TrainConfig, count: int, synthetic: bool) -> list[tuple[np.ndarray, np.ndarray]]:

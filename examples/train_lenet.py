@@ -12,14 +12,14 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
+from tinygrad_cnn.parallel import available_cores, set_num_threads
+from tinygrad_cnn.perf import tune_malloc
 
 import tinygrad_cnn as tc
 import tinygrad_cnn.functional as F
 from tinygrad_cnn.data import DataLoader, MNISTError, load_mnist, normalize
 from tinygrad_cnn.models import lenet5
 from tinygrad_cnn.optim import Adam
-from tinygrad_cnn.parallel import available_cores, set_num_threads
-from tinygrad_cnn.perf import tune_malloc
 from tinygrad_cnn.rng import manual_seed
 
 

@@ -15,10 +15,10 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
+from tinygrad_cnn.data_parallel import DataParallel, WorkerError
 
 import tinygrad_cnn.functional as F
 from tinygrad_cnn import Tensor, nn, optim, parallel
-from tinygrad_cnn.data_parallel import DataParallel, WorkerError
 from tinygrad_cnn.models import lenet5
 from tinygrad_cnn.rng import manual_seed
 

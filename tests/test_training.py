@@ -17,13 +17,13 @@ import pytest
 
 from tinygrad_cnn import Tensor
 from tinygrad_cnn.app import training
-from tinygrad_cnn.runtime import memory as perf
-from tinygrad_cnn.data import load_mnist, normalize
 from tinygrad_cnn.app.metrics import accuracy, confusion_matrix
+from tinygrad_cnn.data import load_mnist, normalize
 from tinygrad_cnn.models import lenet5
 from tinygrad_cnn.nn import Module
 from tinygrad_cnn.optim import Optimizer
 from tinygrad_cnn.rng import manual_seed
+from tinygrad_cnn.runtime import memory as perf
 from tinygrad_cnn.serialization import CheckpointError, load, save
 
 # The spec of the metrics files, written out here rather than read from the code under test.

@@ -22,8 +22,8 @@ from tinygrad_cnn.data import resolve_data_dir
 from tinygrad_cnn.models import lenet5
 from tinygrad_cnn.ops import PRIMITIVES
 from tinygrad_cnn.rng import manual_seed
-from tinygrad_cnn.viz import graph as viz
 from tinygrad_cnn.viz import draw_graph, render
+from tinygrad_cnn.viz import graph as viz
 
 PRIMITIVE_NAMES = {p.__name__ for p in PRIMITIVES}
 # named_parameters() order of lenet5(): its layers in definition order, weight before bias

@@ -9,11 +9,10 @@ import sys
 from . import functional, nn, optim, viz
 from .autograd import Config, Context, Function, Tensor, enable_grad, grad, is_grad_enabled, no_grad, using_config
 from .rng import manual_seed
+from .runtime import data_parallel, threads
 from .serialization import CheckpointError, load, save
 from .tools.doctor import check_graph, detect_anomaly
 from .tools.gradcheck import GradcheckError, gradcheck, gradgradcheck
-
-from .runtime import data_parallel, threads
 
 __version__ = "0.1.0"
 

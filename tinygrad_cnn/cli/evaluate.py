@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from ..app import training
-from ..data import MNISTError, load_mnist, normalize
 from ..app.metrics import confusion_matrix
+from ..data import MNISTError, load_mnist, normalize
 from ..models import lenet5
 from ..serialization import CheckpointError
 from .args import add_threads_option, apply_threads

@@ -20,8 +20,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from ..runtime import threads as parallel
 from ..autograd import Context, Function, Tensor
+from ..runtime import threads as parallel
 
 Pair = tuple[int, int]
 

@@ -46,9 +46,9 @@ from multiprocessing.connection import Connection
 import numpy as np
 
 from .. import rng
-from . import threads as parallel
 from ..autograd import Tensor, grad
 from ..nn import Module
+from . import threads as parallel
 
 # After finishing its slice each side polls its pipe for this long before sleeping in the kernel: the
 # other side's message is due soon, and waking a sleeping process is slow on a VM (the cost is

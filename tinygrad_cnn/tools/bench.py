@@ -20,12 +20,12 @@ import numpy as np
 
 from .. import functional as F
 from .. import optim
-from ..runtime import threads as parallel
 from ..autograd import Tensor, no_grad
-from ..runtime.data_parallel import DataParallel
 from ..models import lenet5
 from ..ops import PRIMITIVES
 from ..rng import manual_seed
+from ..runtime import threads as parallel
+from ..runtime.data_parallel import DataParallel
 
 
 @dataclass
