@@ -323,6 +323,11 @@ def _find_local(directory: Path, spec: IdxSpec) -> Path | None:
     return None
 
 
+def has_idx_files(directory: str | os.PathLike[str], specs: Sequence[IdxSpec]) -> bool:
+    """True if ``directory`` holds a file (raw or ``.gz``) for every spec; their contents are not checked."""
+    return all(_find_local(Path(directory), spec) is not None for spec in specs)
+
+
 def load_idx_files(
     directory: str | os.PathLike[str], specs: Sequence[IdxSpec]
 ) -> list[np.ndarray]:

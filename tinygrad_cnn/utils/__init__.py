@@ -8,6 +8,8 @@ The floor hides a trap: when the windows do not tile the padded input exactly, t
 (H + 2P - D(K-1) - 1) mod S padded rows (or columns) are never read; a stride larger than the window
 skips rows between windows too. `strict=True` turns that into an error whenever real input (not just
 padding) goes unread.
+
+`tinygrad_cnn.utils.data` holds the datasets and the DataLoader, as `torch.utils.data`.
 """
 
 from __future__ import annotations
@@ -16,8 +18,11 @@ import numpy as np
 
 from ..functional import as_pair
 from ..ops.conv import conv_out_size
+from . import data  # tinygrad_cnn.utils.data, as torch.utils.data
 
 IntOrPair = int | tuple[int, int]
+
+__all__ = ["conv_output_size", "data", "pool_output_size"]
 
 _AXES = ("rows", "columns")
 
