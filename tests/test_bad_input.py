@@ -314,7 +314,8 @@ CASES = [
         ["notes.npz", "not a readable checkpoint"], id="load-a-text-file"),
     bad(lambda w: training.load_checkpoint(half_of_a_training_checkpoint(w)), CheckpointError,
         ["checkpoint.npz", "truncated or corrupted"], id="load_checkpoint-truncated"),
-    bad(lambda w: load(w.tmp), IsADirectoryError, ["Is a directory", "{tmp}"], id="load-a-directory"),
+    bad(lambda w: load(w.tmp), CheckpointError, ["{tmp} is a directory", "not a checkpoint file"],
+        id="load-a-directory"),
     bad(lambda w: save(w.model.state_dict(), w.tmp / "absent-dir" / "c.npz"), FileNotFoundError,
         ["absent-dir"], id="save-into-a-missing-directory"),
     # ---- command line (exit code 2, message on stderr)

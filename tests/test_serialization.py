@@ -275,7 +275,7 @@ def test_modified_array_data_with_a_valid_zip_fails_the_sha256_check(tmp_path: P
     (lambda e: e.update({"extra.npy": npy_bytes(np.ones(1))}), r"entries its metadata does not describe: \['extra'\]"),
     (lambda e: e.update({"w.npy": b"not an npy"}), r"entry 'w' is not an .npy array"),
     (lambda e: e.pop(META + ".npy"), r"has no '__meta__' entry"),
-    (lambda e: e.update({META + ".npy": npy_bytes(np.array("{not json"))}), r"not a readable checkpoint"),
+    (lambda e: e.update({META + ".npy": npy_bytes(np.array("{not json"))}), r"the '__meta__' entry is not valid JSON"),
 ], ids=["shape", "node", "version", "missing", "extra", "raw-bytes", "no-meta", "bad-json"])
 def test_inconsistent_files_are_rejected(tmp_path: Path, change: Callable[[dict[str, bytes]], None],
                                          message: str) -> None:
