@@ -26,7 +26,9 @@ from tinygrad_cnn import (
     ops,
 )
 from tinygrad_cnn.tools import doctor
+from tinygrad_cnn.autograd import Observer, observe
 from tinygrad_cnn.tools.doctor import AnomalyError, record_sites
+from tinygrad_cnn.tools.record import record, site_of
 
 
 def lenet_loss(model: nn.Module, batch: int = 4, seed: int = 0) -> Tensor:
@@ -51,7 +53,8 @@ def source_line(fn: Callable, text: str) -> int:
 
 def test_lenet_float32_passes_after_backward() -> None:
     model = lenet()
-    loss = lenet_loss(model)
+    with record():  # the module of each node
+        loss = lenet_loss(model)
     loss.backward()  # frees the saved buffers: the check needs only the inputs and attributes, which stay
     report = check_graph(loss)
     assert report.ok, str(report)
@@ -228,7 +231,7 @@ def test_relu_inputs_at_the_kink_are_held_fixed(monkeypatch: pytest.MonkeyPatch)
     x = np.array([[-1.0, 0.0, 2.0], [0.0, 3.0, -2.0]])
     relu = check_graph(relu_loss(x)).nodes[0]
     assert relu.op == "Relu" and relu.status == "PASS" and relu.note == "2 kink elements held fixed"
-    monkeypatch.setattr(doctor, "KINKS", {})  # finite differences across the kink average the two slopes
+    monkeypatch.setattr(ops.Relu, "kinks", None)  # finite differences across the kink average the two slopes
     assert check_graph(relu_loss(x)).nodes[0].status == "FAIL"
 
 
@@ -254,7 +257,8 @@ def test_tied_maxima_are_held_fixed(monkeypatch: pytest.MonkeyPatch, reduce: str
 
     node = check_graph(loss()).nodes[0]
     assert node.status != "FAIL" and "kink" in node.note
-    monkeypatch.setattr(doctor, "KINKS", {})
+    for op in (ops.MaxPool2d, ops.Max):
+        monkeypatch.setattr(op, "kinks", None)
     assert check_graph(loss()).nodes[0].status == "FAIL"
 
 
@@ -323,7 +327,7 @@ def test_forward_nan_names_the_op_and_the_line() -> None:
     assert e.site.startswith(f"{__file__}:{line}: (x - 10).log()")
     assert "Log produced NaN in its forward output" in str(e) and f"test_doctor.py:{line}" in str(e)
     assert "3 of 3 elements" in str(e)
-    assert Config.anomaly_hook is None
+    assert Config.observers == ()
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
@@ -367,28 +371,27 @@ def test_backward_of_a_graph_recorded_outside_says_the_site_is_unknown() -> None
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
-def test_the_previous_hook_comes_back_even_after_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    def previous(ctx: object, array: np.ndarray, phase: str) -> None:
-        pass
-
-    monkeypatch.setattr(Config, "anomaly_hook", previous)
-    with pytest.raises(AnomalyError), detect_anomaly():
-        Tensor(np.array([-1.0])).log()
-    assert Config.anomaly_hook is previous
-    with record_sites():
-        assert Config.anomaly_hook is not previous
-    assert Config.anomaly_hook is previous
+def test_the_previous_observers_come_back_even_after_an_error() -> None:
+    previous = Observer()
+    with observe(previous):
+        with pytest.raises(AnomalyError), detect_anomaly():
+            Tensor(np.array([-1.0])).log()
+        assert Config.observers == (previous,)
+        with record_sites():
+            assert len(Config.observers) == 2 and Config.observers[0] is previous
+        assert Config.observers == (previous,)
+    assert Config.observers == ()
 
 
 def test_no_hook_and_no_sites_outside_the_context() -> None:
     model = lenet()
     with detect_anomaly():
         inside = lenet_loss(model)
-    assert all(t._ctx.site.startswith(__file__) for t in inside._topo())
-    assert Config.anomaly_hook is None  # the engine calls no hook at all: `if Config.anomaly_hook is not None`
+    assert all(site_of(t._ctx).startswith(__file__) for t in inside._topo())
+    assert Config.observers == ()  # the engine calls no observer at all
     outside = lenet_loss(model)
     outside.backward()
-    assert all(t._ctx.site is None for t in outside._topo())
+    assert all(site_of(t._ctx) is None for t in outside._topo())
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
@@ -397,7 +400,7 @@ def test_record_sites_records_without_checking_values() -> None:
     with record_sites():
         line = inspect.currentframe().f_lineno + 1
         y = x.log()
-    assert np.isnan(y.data[0]) and y._ctx.site.startswith(f"{__file__}:{line}: y = x.log()")
+    assert np.isnan(y.data[0]) and site_of(y._ctx).startswith(f"{__file__}:{line}: y = x.log()")
 
 
 # ---- the worked example in docs/gradcheck.md ------------------------------------------------------------

@@ -20,6 +20,7 @@ import tinygrad_cnn.functional as F
 from tinygrad_cnn import Context, Tensor, grad, manual_seed, nn
 from tinygrad_cnn.models import lenet5
 from tinygrad_cnn.optim import SGD
+from tinygrad_cnn.tools.record import grad_norm_of, record
 
 
 @pytest.fixture
@@ -119,15 +120,16 @@ def weakrefs(root: Tensor) -> list[weakref.ref]:
 
 
 def test_backward_frees_saved_buffers_while_the_graph_lives_on(no_cycle_collector: None) -> None:
-    loss = forward(small_net())
-    buffers = [weakref.ref(a) for a in private_buffers(loss)]
-    assert len(buffers) >= 3, "the conv columns and the max-pool winners at least"
-    loss.backward()
+    with record():
+        loss = forward(small_net())
+        buffers = [weakref.ref(a) for a in private_buffers(loss)]
+        assert len(buffers) >= 2, "the max-pool winners at least"
+        loss.backward()
     contexts = [t._ctx for t in loss._topo()]
-    assert all(ctx.freed and ctx.saved == () and not vars(ctx) for ctx in contexts)
+    assert all(ctx.saved == () and not vars(ctx) for ctx in contexts)
     assert [r for r in buffers if r() is not None] == [], "saved buffers outlived backward"
     # what describes the graph survives, e.g. for drawing it
-    assert all(ctx.grad_norm is not None and ctx.out_shape is not None for ctx in contexts)
+    assert all(grad_norm_of(ctx) is not None and ctx.inputs for ctx in contexts)
 
 
 def test_retain_graph_keeps_the_buffers_until_the_last_backward(no_cycle_collector: None) -> None:

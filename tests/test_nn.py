@@ -12,6 +12,7 @@ from helpers import Inputs, graph_contexts
 
 from tinygrad_cnn import Config, Tensor, gradcheck, gradgradcheck, nn, ops, rng
 from tinygrad_cnn import functional as F
+from tinygrad_cnn.tools.record import module_of, record
 
 
 @pytest.fixture(scope="module")
@@ -292,20 +293,21 @@ def test_shared_submodule_parameters_listed_once() -> None:
 
 def test_ops_record_the_innermost_module() -> None:
     net = our_net().eval()
-    out = net(Tensor(Inputs(0).randn(2, 1, 4, 4).astype(np.float32), requires_grad=True))
-    assert Config.current_module is None
+    with record():
+        out = net(Tensor(Inputs(0).randn(2, 1, 4, 4).astype(np.float32), requires_grad=True))
+    assert Config.observers == ()
 
     nodes = graph_contexts(out)
     owner = {id(p): m for m in net.modules() for p in vars(m).values() if isinstance(p, nn.Parameter)}
     by_module: dict[int, set] = {}
     for ctx in nodes:
-        by_module.setdefault(id(ctx.module), set()).add(ctx.fn)
+        by_module.setdefault(id(module_of(ctx)), set()).add(ctx.fn)
         for i in ctx.inputs:
             if isinstance(i, nn.Parameter):  # whoever consumes a parameter is the module owning it
-                assert ctx.module is owner[id(i)], (ctx.name, type(ctx.module).__name__)
+                assert module_of(ctx) is owner[id(i)], (ctx.name, type(module_of(ctx)).__name__)
 
     flatten, linear, dropout, relu = net.head.children()
-    assert out._ctx.module is net and ops.Sum in by_module[id(net)] and ops.Mul in by_module[id(net)]
+    assert module_of(out._ctx) is net and ops.Sum in by_module[id(net)] and ops.Mul in by_module[id(net)]
     assert ops.Conv2d in by_module[id(net.conv)]
     assert ops.MatMul in by_module[id(linear)]
     assert by_module[id(relu)] == {ops.Relu}
@@ -314,9 +316,9 @@ def test_ops_record_the_innermost_module() -> None:
 
 
 def test_current_module_restored_when_forward_raises() -> None:
-    with pytest.raises(ValueError, match="linear"):
+    with record() as recorder, pytest.raises(ValueError, match="linear"):
         nn.Sequential(nn.Linear(3, 2))(Tensor(np.ones((1, 4), dtype=np.float32)))
-    assert Config.current_module is None
+    assert recorder._stack == []
 
 
 def test_train_eval_recursive() -> None:

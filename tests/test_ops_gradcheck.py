@@ -46,7 +46,7 @@ def test_float32_stays_float32(case: Case) -> None:
     grads = grad(out, xs, grad_outputs=np.ones(out.shape), create_graph=True)
     assert out.dtype == np.float32
     assert [g.dtype for g in grads] == [np.float32] * len(xs)
-    promoted = {ctx.name: ctx.out_dtype for ctx in graph_contexts(out, *grads) if ctx.out_dtype != np.float32}
+    promoted = {ctx.name: ctx.output().dtype for ctx in graph_contexts(out, *grads) if ctx.output().dtype != np.float32}
     assert not promoted, f"ops that left float32 in the forward or backward graph: {promoted}"
 
 

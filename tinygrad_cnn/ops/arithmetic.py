@@ -128,6 +128,8 @@ class Log(Function):
 
 
 class Relu(Function):
+    kinks = staticmethod(lambda x, attrs, step: np.abs(x) <= step)  # not differentiable at 0
+
     @staticmethod
     def forward(ctx: Context, x: np.ndarray) -> np.ndarray:
         y = np.maximum(x, 0)
@@ -170,6 +172,12 @@ class Expand(Function):
 
 class Max(Function):
     """Maximum over axes; the gradient is shared equally among tied maxima."""
+
+    @staticmethod
+    def kinks(x: np.ndarray, attrs: dict, step: float) -> np.ndarray:
+        """Elements within 2 * step of their group's maximum, in groups with more than one of them."""
+        close = x >= x.max(axis=attrs["axis"], keepdims=True) - 2 * step
+        return close & (close.sum(axis=attrs["axis"], keepdims=True) > 1)
 
     @staticmethod
     def forward(ctx: Context, x: np.ndarray, axis: tuple[int, ...], keepdims: bool) -> np.ndarray:

@@ -18,53 +18,25 @@ or VJP result holds NaN or Inf; `record_sites()` only records the creation sites
 from __future__ import annotations
 
 import contextlib
-import linecache
 import os
 import re
-import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from ..autograd import Context, Tensor, _backprop, enable_grad, grad, no_grad, using_config
-from ..ops import Max, MaxPool2d, Relu
-from ..ops.conv import col2im, conv_out_size, window_view
+from ..autograd import Config, Context, Tensor, enable_grad, grad, no_grad, observe, using_config
 from .gradcheck import relative_error
+from .record import Recorder, module_of, site_of, user_site
 
-_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
-_SITE = re.compile(r"^(.+?):(\d+): ?(.*)$")  # "path:line: code", the format of `Context.site`
+_SITE = re.compile(r"^(.+?):(\d+): ?(.*)$")  # "path:line: code", the format of `site_of`
 _UNKNOWN_SITE_HINT = ("creation sites unknown: record the forward pass under detect_anomaly() or record_sites() "
                       "to see the line that created each op")
 
 
 # ---- creation sites and anomaly detection ------------------------------------------------------------
-
-def _user_site() -> str | None:
-    """"path:line: code" of the innermost stack frame outside the tinygrad_cnn package."""
-    frame = sys._getframe(1)
-    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
-        frame = frame.f_back
-    if frame is None:
-        return None
-    path, line = frame.f_code.co_filename, frame.f_lineno
-    return f"{path}:{line}: {linecache.getline(path, line).strip()}"
-
-
-def _is_recorded(ctx: Context) -> bool:
-    return hasattr(ctx, "out_shape")  # set by Context.record; under no_grad a context is never recorded
-
-
-def _inside_backward() -> bool:
-    frame = sys._getframe(1)
-    while frame is not None:
-        if frame.f_code is _backprop.__code__:
-            return True
-        frame = frame.f_back
-    return False
-
 
 def _short_site(site: str | None) -> str:
     """"file.py:line  code" for tables: the directory is rarely needed to find the line."""
@@ -96,12 +68,12 @@ def _anomaly(ctx: Context, array: np.ndarray, phase: str) -> AnomalyError:
     shapes = [a.shape for a in tensors]
     inputs = ", ".join(f"{a.shape} {a.dtype}" for a in tensors) or "none"
     if phase == "forward":
-        site = ctx.site if _is_recorded(ctx) else _user_site()
+        site = site_of(ctx) if ctx.recorded else user_site()
         where = f"its forward output (shape {array.shape})"
         origin = ("its inputs already held NaN/Inf, so look at the op that made them" if any(
             _non_finite(a.data) for a in tensors) else f"its inputs are all finite, so {ctx.name} made the {kinds}")
     else:
-        site = ctx.site
+        site = site_of(ctx)
         where = f"a gradient of shape {array.shape} returned by its backward (the VJP)"
         origin = ("the gradient reaching it was finite (else an earlier VJP would be named), so its derivative is "
                   "infinite or undefined at these inputs: e.g. sqrt or a power < 1 at 0, log or division at 0")
@@ -112,27 +84,29 @@ def _anomaly(ctx: Context, array: np.ndarray, phase: str) -> AnomalyError:
     return AnomalyError(message, ctx.name, phase, shapes, site)
 
 
-def _record_site(ctx: Context, array: np.ndarray, phase: str) -> None:
-    if phase == "forward" and _is_recorded(ctx):
-        ctx.site = _user_site()
+class AnomalyDetector(Recorder):
+    """Records creation sites and raises `AnomalyError` at the first non-finite forward output or VJP result."""
 
+    def __init__(self) -> None:
+        super().__init__(sites=True, grad_norms=False)
 
-def _check_anomaly(ctx: Context, array: np.ndarray, phase: str) -> None:
-    _record_site(ctx, array, phase)
-    # Inside a VJP the ops run as forwards too; an Inf there only matters if it reaches the gradient
-    # the VJP returns, which the "backward" call checks and blames on the right node.
-    if _non_finite(array) and not (phase == "forward" and _inside_backward()):
-        raise _anomaly(ctx, array, phase)
+    def forward(self, ctx: Context, output: np.ndarray) -> None:
+        super().forward(ctx, output)
+        # Inside a VJP the ops run as forwards too; an Inf there only matters if it reaches the gradient
+        # the VJP returns, which `backward` checks and blames on the right node.
+        if not Config.in_backward and _non_finite(output):
+            raise _anomaly(ctx, output, "forward")
 
-
-def _anomaly_hook(hook: Callable[[Context, np.ndarray, str], None] | None) -> contextlib.AbstractContextManager:
-    return using_config(anomaly_hook=hook)
+    def backward(self, ctx: Context, grad: Tensor, input_grads: tuple[Tensor | None, ...]) -> None:
+        for g, needed in zip(input_grads, ctx.needs_input_grad):
+            if g is not None and needed and _non_finite(g.data):
+                raise _anomaly(ctx, g.data, "backward")
 
 
 def record_sites() -> contextlib.AbstractContextManager:
-    """Context manager: each op recorded inside gets `ctx.site` = "path:line: code" of the user's line
-    that created it (the first stack frame outside tinygrad_cnn). Values are not checked."""
-    return _anomaly_hook(_record_site)
+    """Context manager: each op recorded inside remembers the user's line that created it, "path:line: code"
+    (the first stack frame outside tinygrad_cnn; see `tools.record.site_of`). Values are not checked."""
+    return observe(Recorder(sites=True, grad_norms=False))
 
 
 def detect_anomaly() -> contextlib.AbstractContextManager:
@@ -140,41 +114,10 @@ def detect_anomaly() -> contextlib.AbstractContextManager:
     op whose forward output, or the gradient its VJP returns, holds NaN or Inf, naming the op, its
     input shapes, the phase and the user's line that created it. Run both forward and backward inside.
     Costs a pass over every array and a stack walk per op; outside it the engine pays nothing."""
-    return _anomaly_hook(_check_anomaly)
+    return observe(AnomalyDetector())
 
 
 # ---- check_graph: every node's VJP by directional finite differences ----------------------------------
-
-def _relu_kinks(x: np.ndarray, attrs: dict[str, Any], step: float) -> np.ndarray:
-    return np.abs(x) <= step
-
-
-def _contenders(values: np.ndarray, axis: tuple[int, ...], step: float) -> np.ndarray:
-    """Elements within 2 * step of their group's maximum, in groups with more than one of them: a step
-    of at most `step` per element could change which one wins."""
-    close = values >= values.max(axis=axis, keepdims=True) - 2 * step
-    return close & (close.sum(axis=axis, keepdims=True) > 1)
-
-
-def _max_kinks(x: np.ndarray, attrs: dict[str, Any], step: float) -> np.ndarray:
-    return _contenders(x, attrs["axis"], step)
-
-
-def _max_pool_kinks(x: np.ndarray, attrs: dict[str, Any], step: float) -> np.ndarray:
-    kernel, stride, (ph, pw) = attrs["kernel"], attrs["stride"], attrs["padding"]
-    out_hw = tuple(conv_out_size(s, k, st, p, 1) for s, k, st, p in zip(x.shape[2:], kernel, stride, (ph, pw)))
-    padded = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=-np.inf)
-    windows = window_view(padded, kernel, stride, (1, 1), out_hw)                # (N, C, KH, KW, Ho, Wo)
-    tied = _contenders(windows, (2, 3), step).astype(x.dtype)
-    return col2im(tied, x.shape[2:], kernel, stride, (ph, pw), (1, 1), out_hw) > 0  # back to (N, C, H, W)
-
-
-# Function -> kinks(x, attrs, step): a mask of the elements of its first input where the op is not
-# differentiable within `step` (a relu input near 0, near-tied maxima). Finite differences across a
-# kink average two slopes, so check_graph holds those elements fixed. Register your own ops here.
-KINKS: dict[type, Callable[[np.ndarray, dict[str, Any], float], np.ndarray]] = {
-    Relu: _relu_kinks, Max: _max_kinks, MaxPool2d: _max_pool_kinks}
-
 
 @dataclass(frozen=True)
 class NodeCheck:
@@ -250,10 +193,9 @@ def _float64_copy(a: Any, needed: bool) -> Any:
 
 
 def _float64_attrs(attrs: dict[str, Any]) -> dict[str, Any]:
-    """The op's attributes without private caches ("_cols"), with float dtypes (Cast's target) made
-    float64: the check runs the op in float64 from end to end."""
-    return {k: np.dtype(np.float64) if isinstance(v, np.dtype) and v.kind == "f" else v
-            for k, v in attrs.items() if not k.startswith("_")}
+    """The op's attributes with float dtypes (Cast's target) made float64: the check runs the op in
+    float64 from end to end."""
+    return {k: np.dtype(np.float64) if isinstance(v, np.dtype) and v.kind == "f" else v for k, v in attrs.items()}
 
 
 def _check_node(index: int, ctx: Context, rng: np.random.Generator, eps: float, atol: float, rtol: float,
@@ -261,8 +203,9 @@ def _check_node(index: int, ctx: Context, rng: np.random.Generator, eps: float, 
     shapes = tuple(a.shape for a in ctx.inputs if isinstance(a, Tensor))
 
     def result(status: str, abs_err: float = 0.0, rel_err: float = 0.0, note: str = "") -> NodeCheck:
-        module = type(ctx.module).__name__ if ctx.module is not None else ""
-        return NodeCheck(index, ctx.name, module, shapes, abs_err, rel_err, status, ctx.site, note)
+        module = module_of(ctx)
+        return NodeCheck(index, ctx.name, type(module).__name__ if module is not None else "", shapes, abs_err,
+                         rel_err, status, site_of(ctx), note)
 
     copies = [_float64_copy(a, needed) for a, needed in zip(ctx.inputs, ctx.needs_input_grad)]
     wrt = [i for i, c in enumerate(copies) if isinstance(c, Tensor) and c.requires_grad]
@@ -271,9 +214,9 @@ def _check_node(index: int, ctx: Context, rng: np.random.Generator, eps: float, 
         return result("SKIP", note="no floating-point input needs a gradient")
     dirs = [{i: rng.standard_normal(copies[i].shape) for i in wrt} for _ in range(directions)]
     held = 0
-    if ctx.fn in KINKS and 0 in wrt:  # hold the elements at a kink fixed in every direction
+    if ctx.fn.kinks is not None and 0 in wrt:  # hold the elements at a kink fixed in every direction
         step = eps * max(float(np.abs(d[0]).max(initial=0.0)) for d in dirs)  # the farthest an element moves
-        kinks = KINKS[ctx.fn](copies[0].data, attrs, step)
+        kinks = ctx.fn.kinks(copies[0].data, attrs, step)
         held = int(kinks.sum())
         for d in dirs:
             d[0][kinks] = 0.0
@@ -326,6 +269,6 @@ def check_graph(loss: Tensor, eps: float = 1e-6, atol: float = 1e-5, rtol: float
         raise ValueError(f"check_graph: directions must be >= 1, got {directions}")
     rng = np.random.default_rng(seed)
     start = time.perf_counter()
-    with _anomaly_hook(None):  # the perturbed re-runs are not the user's ops
+    with using_config(observers=()):  # the perturbed re-runs are not the user's ops
         nodes = [_check_node(k, t._ctx, rng, eps, atol, rtol, directions) for k, t in enumerate(loss._topo())]
     return GraphReport(nodes, time.perf_counter() - start, directions)

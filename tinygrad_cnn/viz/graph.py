@@ -23,16 +23,30 @@ import sys
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
-import graphviz
 import numpy as np
 
 from ..autograd import Tensor
 from ..nn.module import Module
+from ..tools.record import grad_norm_of, module_of, site_of
 
 SUPPORTED_FORMATS = (".svg", ".png", ".pdf", ".dot")
 INSTALL_HINT = "install Graphviz (apt-get install graphviz / brew install graphviz)"
+
+if TYPE_CHECKING:
+    import graphviz
+
+
+def _graphviz() -> ModuleType:
+    """The graphviz Python package, imported on first use: the rest of the library does not need it."""
+    try:
+        import graphviz
+    except ImportError as e:
+        raise ImportError("drawing graphs needs the graphviz Python package: pip install 'tinygrad_cnn[viz]'") from e
+    return graphviz
+
 
 # log10(norm) -> colour, interpolated in RGB and clamped at both ends. Fixed (not fitted to the graph) so
 # that colours compare across models and training steps. It never reaches pure red: that is NAN_COLOR.
@@ -234,11 +248,11 @@ class _Trace:
     def received_norms(self) -> list[float | None]:
         """What the last backward through this graph recorded (a leaf's .grad may come from an older graph)."""
         if self.ops:
-            return [t._ctx.grad_norm for t in self.ops]
+            return [grad_norm_of(t._ctx) for t in self.ops]
         return [self.leaf_norms[0]]
 
     def module_line(self, k: int) -> str:
-        module = self.ops[k]._ctx.module
+        module = module_of(self.ops[k]._ctx)
         name = self.module_names.get(id(module)) if module is not None else None
         return f"[{name}]" if name else ""
 
@@ -255,7 +269,7 @@ class _Trace:
 
     def group_norm(self, ks: list[int]) -> float | None:
         """Norm of the gradient a group received: of its drawn outputs together (None if any is unknown)."""
-        norms = [self.ops[k]._ctx.grad_norm for k in ks if self.drawn_output[k]]
+        norms = [grad_norm_of(self.ops[k]._ctx) for k in ks if self.drawn_output[k]]
         if any(x is None for x in norms):
             return None
         return math.sqrt(sum(x * x for x in norms))
@@ -268,7 +282,7 @@ class _Trace:
         Ops a container's own forward records between its layers stay primitive: as one node they would
         sit both before and after those layers.
         """
-        layer = [t._ctx.module if t._ctx.module is not None and next(t._ctx.module.children(), None) is None
+        layer = [module_of(t._ctx) if module_of(t._ctx) is not None and next(module_of(t._ctx).children(), None) is None
                  else None for t in self.ops]
         parent = list(range(len(self.ops)))
 
@@ -334,8 +348,9 @@ _MODULE_STYLE = _attrs(shape="box3d", fillcolor=_OP_FILL)
 
 
 def _site_tooltip(ctx: Any) -> str:
-    """The line that created the op, when recorded (`ctx.site`): an SVG shows it on hover."""
-    return _attrs(tooltip=_escape(ctx.site)) if ctx.site else ""
+    """The line that created the op, when recorded (`site_of`): an SVG shows it on hover."""
+    site = site_of(ctx)
+    return _attrs(tooltip=_escape(site)) if site else ""
 
 
 class _Drawing:
@@ -360,7 +375,7 @@ class _Drawing:
         self.lines.append(f"\t{src} -> {dst} [{attrs[1:]}]\n" if attrs else f"\t{src} -> {dst}\n")
 
     def digraph(self, name: str, graph_label: str, legend: bool) -> graphviz.Digraph:
-        dot = graphviz.Digraph(name, graph_attr={"rankdir": "TB", "fontname": "Helvetica", "fontsize": "12",
+        dot = _graphviz().Digraph(name, graph_attr={"rankdir": "TB", "fontname": "Helvetica", "fontsize": "12",
                                                  "labelloc": "t", "label": graph_label, "nodesep": "0.25",
                                                  "ranksep": "0.3"},
                                node_attr={"fontname": "Helvetica", "fontsize": "10", "style": "filled",
@@ -393,8 +408,9 @@ def draw_graph(output: Tensor, backward: bool = False, params: Module | Mapping[
     (_draw_backward if backward else _draw_forward)(trace, drawing, show_shapes, show_grads)
     graph_label = ""
     if show_grads and all(n is None for n in trace.received_norms()):
-        graph_label = ("gradient norms unavailable: backward() has not run on this graph yet "
-                       "(every grad_norm is None); call loss.backward() before drawing with show_grads=True")
+        graph_label = ("gradient norms unavailable: no recorded backward() has run on this graph; run the "
+                       "forward and backward inside `with tinygrad_cnn.viz.record():` before drawing with "
+                       "show_grads=True")
     return drawing.digraph("backward" if backward else "forward", graph_label, legend=show_grads)
 
 
@@ -426,7 +442,7 @@ def _draw_forward(trace: _Trace, drawing: _Drawing, show_shapes: bool, show_grad
                     drawing.edge(src, op_node, id(a))
         if trace.drawn_output[k]:
             name = trace.tensor_names.get(id(t)) or ("output" if t is trace.output else "")
-            tensor_node(f"t{k}", name, ctx.out_shape, ctx.out_dtype, ctx.grad_norm,
+            tensor_node(f"t{k}", name, t.shape, t.dtype, grad_norm_of(ctx),
                         _OUTPUT_FILL if t is trace.output else "white")
             drawing.edge(op_node, f"t{k}")
     for g, ks in enumerate(trace.group_members()):
@@ -463,7 +479,7 @@ def _draw_backward(trace: _Trace, drawing: _Drawing, show_shapes: bool, show_gra
                          ' shape="box"' + node_style(norm, _PARAM_FILL))
         return f"grad{i}"
 
-    root_norm = out._ctx.grad_norm if n else trace.leaf_norms[trace.leaf_index[id(out)]]
+    root_norm = grad_norm_of(out._ctx) if n else trace.leaf_norms[trace.leaf_index[id(out)]]
     drawing.node("seed", _label(f"seed: gradient of {trace.tensor_names.get(id(out), 'output')}",
                                 _shape_text(out.shape) if show_shapes else "", grad_line(root_norm)),
                  ' shape="box" style="rounded,filled"' + node_style(root_norm, _OUTPUT_FILL))
@@ -475,7 +491,7 @@ def _draw_backward(trace: _Trace, drawing: _Drawing, show_shapes: bool, show_gra
         ctx = trace.ops[k]._ctx
         if group_of[k] is None:
             drawing.node(f"vjp{k}", _label(f"{n - k}. {ctx.name} VJP", trace.module_line(k)),
-                         ' shape="ellipse"' + node_style(ctx.grad_norm, _OP_FILL) + _site_tooltip(ctx))
+                         ' shape="ellipse"' + node_style(grad_norm_of(ctx), _OP_FILL) + _site_tooltip(ctx))
         for a, needed in zip(ctx.inputs, ctx.needs_input_grad):
             if needed:
                 j = trace.op_index.get(id(a))
@@ -483,7 +499,7 @@ def _draw_backward(trace: _Trace, drawing: _Drawing, show_shapes: bool, show_gra
                     i = trace.leaf_index[id(a)]
                     grad_edge(vjp_node(k), grad_node(i), a, a.shape, trace.leaf_norms[i])
                 elif group_of[j] is None or group_of[j] != group_of[k]:
-                    grad_edge(vjp_node(k), vjp_node(j), a, trace.ops[j]._ctx.out_shape, trace.ops[j]._ctx.grad_norm)
+                    grad_edge(vjp_node(k), vjp_node(j), a, trace.ops[j].shape, grad_norm_of(trace.ops[j]._ctx))
     for g, ks in enumerate(trace.group_members()):
         numbers = sorted(n - k for k in ks)  # the VJP numbers the group's node stands for
         if len(numbers) == 1:
@@ -516,7 +532,7 @@ def render(graph: graphviz.Digraph, path: str | Path) -> Path:
         try:
             path.write_bytes(graph.pipe(format=suffix[1:]))
             return path
-        except graphviz.ExecutableNotFound:
+        except _graphviz().ExecutableNotFound:
             pass
     fallback = path.with_suffix(".dot")
     fallback.write_text(graph.source)
