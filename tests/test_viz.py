@@ -16,13 +16,15 @@ import pytest
 
 import tinygrad_cnn
 import tinygrad_cnn.functional as F
-from tinygrad_cnn import Config, Function, Tensor, nn
+from tinygrad_cnn import Function, Observer, Tensor, nn, observe
 from tinygrad_cnn.cli import main
 from tinygrad_cnn.data import resolve_data_dir
 from tinygrad_cnn.models import lenet5
 from tinygrad_cnn.ops import PRIMITIVES
 from tinygrad_cnn.rng import manual_seed
-from tinygrad_cnn.viz import draw_graph, render
+from tinygrad_cnn.tools import record as recorded_sites
+from tinygrad_cnn.tools.record import module_of
+from tinygrad_cnn.viz import draw_graph, record, render
 from tinygrad_cnn.viz import graph as viz
 
 PRIMITIVE_NAMES = {p.__name__ for p in PRIMITIVES}
@@ -115,9 +117,10 @@ def lenet_step(batch: int = 2, backward: bool = True) -> tuple[nn.Module, Tensor
     manual_seed(0)
     model = lenet5()
     x = Tensor(np.random.default_rng(1).standard_normal((batch, 1, 28, 28)).astype(np.float32))
-    loss = F.cross_entropy(model(x), np.arange(batch) % 10)
-    if backward:
-        loss.backward()
+    with record():  # modules and gradient norms, for the drawing
+        loss = F.cross_entropy(model(x), np.arange(batch) % 10)
+        if backward:
+            loss.backward()
     return model, x, loss
 
 
@@ -223,7 +226,7 @@ def vjp_nodes(dot: Dot) -> dict[int, str]:
 
 def test_backward_reaches_every_parameter_gradient_from_the_seed() -> None:
     model, _, loss = lenet_step()
-    assert all(t._ctx.freed for t in loss._topo())  # drawn from what survives backward()
+    assert all(t._ctx.saved == () for t in loss._topo())  # drawn from what survives backward()
     dot = Dot.parse(draw_graph(loss, params=model, backward=True).source)
     vjps = vjp_nodes(dot)
     assert sorted(vjps) == list(range(1, sum(LENET_OPS.values()) + 1))
@@ -252,18 +255,17 @@ def test_vjp_numbers_follow_the_order_reverse_mode_runs_them(monkeypatch: pytest
     model, _, loss = lenet_step(backward=False)
     ran: list[object] = []  # contexts in the order their VJPs produce gradients
 
-    def record(ctx: object, array: np.ndarray, phase: str) -> None:
-        if phase == "backward" and not any(ctx is seen for seen in ran):
+    class Order(Observer):
+        def backward(self, ctx: object, grad: Tensor, input_grads: tuple) -> None:
             ran.append(ctx)
 
-    monkeypatch.setattr(Config, "anomaly_hook", record)
-    loss.backward()
-    monkeypatch.setattr(Config, "anomaly_hook", None)
+    with observe(Order()):
+        loss.backward()
     dot = Dot.parse(draw_graph(loss, params=model, backward=True).source)
     vjps = vjp_nodes(dot)
     module_names = {id(m): name for name, m in model.named_modules()}
     drawn = [dot.lines(vjps[k]) for k in sorted(vjps)]
-    expected = [[f"{i + 1}. {ctx.name} VJP"] + ([f"[{module_names[id(ctx.module)]}]"] if ctx.module else [])
+    expected = [[f"{i + 1}. {ctx.name} VJP"] + ([f"[{module_names[id(module_of(ctx))]}]"] if module_of(ctx) else [])
                 for i, ctx in enumerate(ran)]
     assert drawn == expected
     number = {node: k for k, node in vjps.items()}
@@ -289,7 +291,8 @@ def test_nan_and_inf_gradients_are_pure_red_and_say_so(bad: float, text: str) ->
     x = Tensor(np.full(3, 2.0))
     w1, w2 = Tensor(np.ones(3), requires_grad=True), Tensor(np.ones(3), requires_grad=True)
     loss = (Poison.apply(x * w1, bad=bad) * w2).sum()
-    loss.backward()
+    with record():
+        loss.backward()
     assert not np.isfinite(w1.grad.data).any() and np.isfinite(w2.grad.data).all()
     dot = Dot.parse(draw_graph(loss, params={"w1": w1, "w2": w2}, backward=True, show_grads=True).source)
     bad_grad, good_grad = dot.nodes[dot.named("w1.grad")], dot.nodes[dot.named("w2.grad")]
@@ -309,7 +312,8 @@ def test_nan_and_inf_gradients_are_pure_red_and_say_so(bad: float, text: str) ->
 def test_gradient_norms_are_shown_and_coloured_on_a_log_scale() -> None:
     a, b = Tensor(np.ones(4), requires_grad=True), Tensor(np.ones(4), requires_grad=True)
     loss = (a * 1e-9).sum() + (b * 1e6).sum()
-    loss.backward()
+    with record():
+        loss.backward()
     dot = Dot.parse(draw_graph(loss, params={"a": a, "b": b}, backward=True, show_grads=True).source)
     tiny, huge = dot.nodes[dot.named("a.grad")], dot.nodes[dot.named("b.grad")]
     assert f"|grad| = {2e-9:.2e}" in tiny["label"] and f"|grad| = {2e6:.2e}" in huge["label"]  # sqrt(4) * scale
@@ -339,9 +343,10 @@ def test_show_grads_before_backward_says_so_instead_of_failing() -> None:
     model, _, loss = lenet_step(backward=False)
     for backward in (False, True):
         dot = Dot.parse(draw_graph(loss, params=model, backward=backward, show_grads=True).source)
-        assert "backward() has not run" in dot.graph_label
-    loss.backward()
-    assert "backward() has not run" not in draw_graph(loss, params=model, show_grads=True).source
+        assert "no recorded backward() has run" in dot.graph_label and "viz.record()" in dot.graph_label
+    with record():
+        loss.backward()
+    assert "no recorded backward() has run" not in draw_graph(loss, params=model, show_grads=True).source
 
 
 # ---- collapsed modules ---------------------------------------------------------------------------------------
@@ -378,7 +383,8 @@ def test_collapse_without_names_and_with_a_module_called_twice() -> None:
 
     manual_seed(0)
     net = Twice()
-    y = net(Tensor(np.ones((2, 3), dtype=np.float32))).sum()
+    with record():
+        y = net(Tensor(np.ones((2, 3), dtype=np.float32))).sum()
     unnamed = Dot.parse(draw_graph(y, collapse_modules=True).source)
     assert {unnamed.lines(n)[0] for n in unnamed.nodes} >= {"Linear #1", "Linear #1 (call 2)"}
     named = Dot.parse(draw_graph(y, params=net, collapse_modules=True).source)
@@ -399,9 +405,10 @@ def test_a_graph_recorded_by_create_graph_draws() -> None:
     dot = Dot.parse(draw_graph(g, params={"x": x, "w": w}).source)
     assert dot.op_counts() == ops
     assert dot.named("x") and dot.named("w")
-    g.sum().backward()  # second order: differentiate the drawn gradient graph itself
+    with record():
+        g.sum().backward()  # second order: differentiate the drawn gradient graph itself
     back = Dot.parse(draw_graph(g, params={"x": x, "w": w}, backward=True, show_grads=True).source)
-    assert len(vjp_nodes(back)) == sum(ops.values()) and "backward() has not run" not in back.graph_label
+    assert len(vjp_nodes(back)) == sum(ops.values()) and "no recorded backward() has run" not in back.graph_label
     assert back.named("w.grad") in back.reachable(back.named("seed: gradient of output"))
 
 
@@ -496,7 +503,7 @@ def test_cli_rejects_an_unsupported_output_suffix(tmp_path: Path, capsys: pytest
 def test_quotes_and_backslashes_in_names_and_sites_survive_dot(tmp_path: Path) -> None:
     a = Tensor(np.ones(2), requires_grad=True)
     y = (a * 2.0).sum()
-    y._ctx.site = 'model.py:3 in "forward"'
+    recorded_sites._SITES[y._ctx] = 'model.py:3 in "forward"'
     name = 'the "a" \\ tensor'
     path = render(draw_graph(y, params={name: a}), tmp_path / "g.svg")
     root = ET.parse(path).getroot()
