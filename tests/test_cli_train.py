@@ -18,6 +18,7 @@ from tinygrad_cnn.cli import evaluate as eval_cli
 from tinygrad_cnn.cli import main
 from tinygrad_cnn.cli import train as train_cli
 from tinygrad_cnn.data import mnist, normalize
+from tinygrad_cnn.models import lenet5
 
 QUICK = ["--limit-train", "256", "--limit-test", "100", "--batch-size", "32", "--no-progress"]
 
@@ -67,7 +68,8 @@ def test_bad_arguments_are_rejected_by_argparse(option: str, value: str, message
 def test_missing_data_gives_the_data_modules_message_and_exit_code_2(
         command: list[str], offline: None, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     if command[0] == "eval":
-        training.save_run(tmp_path, training.Checkpoint(0, training.TrainConfig(), [], {}, {}, {}, {}))
+        training.save_run(tmp_path, training.Checkpoint(0, training.TrainConfig(), [], lenet5().state_dict(), {}, {},
+                                                        {}))
         os.replace(tmp_path / training.CHECKPOINT_FILE, tmp_path / "c.npz")
     missing = tmp_path / "no-mnist-here"
     code = main([arg.format(tmp=tmp_path) for arg in command] + ["--data-dir", str(missing)])
@@ -190,3 +192,90 @@ def test_eval_of_a_file_that_is_not_a_checkpoint(tmp_path: Path, capsys: pytest.
     assert main(["eval", "--checkpoint", str(tmp_path / "junk.npz")]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"tinygrad-cnn eval: error: load: {tmp_path / 'junk.npz'} ") and "Traceback" not in err
+
+
+# ---- user errors: exit code 2, one line on stderr, no traceback, nothing written -------------------
+def assert_one_line_error(code: int, err: str, command: str, *fragments: str) -> None:
+    assert code == 2, err
+    assert err.startswith(f"tinygrad-cnn {command}: error: ") and err.count("\n") == 1, err
+    for fragment in fragments:
+        assert fragment in err, err
+
+
+@pytest.fixture
+def no_data(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Loading the data is a test failure: the error must come first."""
+    def refuse(data_dir: str | None) -> training.MNISTArrays:
+        pytest.fail("the data was loaded before the user error was reported")
+
+    monkeypatch.setattr(train_cli, "load_mnist", refuse)
+    monkeypatch.setattr(eval_cli, "load_mnist", refuse)
+
+
+def misfit_checkpoint(out: Path) -> Path:
+    """A `train` checkpoint in `out` whose conv1 has 3 filters instead of LeNet-5's 6."""
+    model = lenet5().state_dict()
+    model["conv1.weight"], model["conv1.bias"] = np.zeros((3, 1, 5, 5), np.float32), np.zeros(3, np.float32)
+    out.mkdir(parents=True, exist_ok=True)
+    training.save_run(out, training.Checkpoint(1, training.TrainConfig(), [], model, {}, {}, {}))
+    return out / training.CHECKPOINT_FILE
+
+
+def test_eval_of_a_directory_names_it_and_the_checkpoint_inside(no_data: None, tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture) -> None:
+    code = main(["eval", "--checkpoint", str(tmp_path)])
+    assert_one_line_error(code, capsys.readouterr().err, "eval", f"{tmp_path} is a directory")
+    misfit_checkpoint(tmp_path)
+    code = main(["eval", "--checkpoint", str(tmp_path)])
+    assert_one_line_error(code, capsys.readouterr().err, "eval", f"did you mean {tmp_path / training.CHECKPOINT_FILE}")
+
+
+def test_eval_of_a_checkpoint_that_does_not_fit_lenet(no_data: None, tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture) -> None:
+    path = misfit_checkpoint(tmp_path)
+    code = main(["eval", "--checkpoint", str(path)])
+    assert_one_line_error(code, capsys.readouterr().err, "eval", str(path), "conv1.weight", "(3, 1, 5, 5)",
+                          "(6, 1, 5, 5)")
+
+
+def test_resume_from_a_checkpoint_that_does_not_fit_changes_nothing(data: training.MNISTArrays, tmp_path: Path,
+                                                                    capsys: pytest.CaptureFixture) -> None:
+    path = misfit_checkpoint(tmp_path)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    code = main(["train", "--out", str(tmp_path), "--resume", "--epochs", "2", "--no-progress"])
+    assert_one_line_error(code, capsys.readouterr().err, "train", str(path), "conv1.weight", "(3, 1, 5, 5)")
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
+@pytest.mark.parametrize("out", ["file.txt", "file.txt/run"])
+def test_train_out_at_or_under_a_regular_file(out: str, no_data: None, tmp_path: Path,
+                                              capsys: pytest.CaptureFixture) -> None:
+    (tmp_path / "file.txt").write_text("my notes")
+    code = main(["train", "--out", str(tmp_path / out), *QUICK])
+    assert_one_line_error(code, capsys.readouterr().err, "train", f"{tmp_path / 'file.txt'} is a file, not a directory")
+    assert (tmp_path / "file.txt").read_text() == "my notes" and os.listdir(tmp_path) == ["file.txt"]
+
+
+def test_train_out_on_a_read_only_filesystem(tmp_path: Path) -> None:
+    """A real read-only mount (a private mount namespace, as root), and `tinygrad-cnn train` in it; the data
+    directory is missing, so an error about the data would mean it was read before --out was checked."""
+    if os.geteuid() != 0 or subprocess.run(["unshare", "-m", "true"], capture_output=True).returncode != 0:
+        pytest.skip("needs root and unshare(1) to mount a read-only filesystem")
+    mount = tmp_path / "ro"
+    mount.mkdir()
+    script = (f'mount -t tmpfs -o ro,size=1m tmpfs "{mount}" && exec "{sys.executable}" -m tinygrad_cnn train '
+              f'--out "{mount}/run" --data-dir "{tmp_path}/no-mnist-here" --no-progress')
+    done = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, text=True, timeout=120)
+    assert_one_line_error(done.returncode, done.stderr, "train", f"output directory {mount}/run",
+                          "Read-only file system")
+
+
+def test_graph_without_the_dot_program_writes_the_source_and_exits_2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                     capsys: pytest.CaptureFixture) -> None:
+    from tinygrad_cnn.viz import graph as viz_graph
+    monkeypatch.setattr(viz_graph.shutil, "which", lambda name: None)
+    code = main(["graph", "--data-dir", str(tmp_path / "no-mnist"), "-o", str(tmp_path / "g.svg")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "apt-get install graphviz" in err and f"dot -Tsvg {tmp_path / 'g.dot'} -o {tmp_path / 'g.svg'}" in err
+    assert (tmp_path / "g.dot").read_text().startswith("digraph") and not (tmp_path / "g.svg").exists()

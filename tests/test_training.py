@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import gc
 import json
 import os
 import platform
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -161,6 +163,41 @@ def test_train_config_rejects_bad_values(field: str, value: object) -> None:
 
 
 # ---- training, checkpoints, resuming -------------------------------------------------------------
+def test_one_process_trains_with_loss_backward_and_no_data_parallel(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """With one process the step is zero_grad, backward, step; DataParallel only comes in with more."""
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("DataParallel used by a one-process run")
+
+    monkeypatch.setattr(training, "DataParallel", refuse)
+    backward_calls = []
+    real_backward = Tensor.backward
+    monkeypatch.setattr(Tensor, "backward", lambda self, *a, **k: backward_calls.append(1) or real_backward(
+        self, *a, **k))
+    result = run_quietly(quick_config(epochs=1), synthetic_mnist(), tmp_path)
+    assert len(result.history) == 1 and len(backward_calls) == 256 // 32
+    with pytest.raises(AssertionError, match="DataParallel used"):
+        run_quietly(quick_config(epochs=1), synthetic_mnist(), tmp_path / "two", processes=2)
+
+
+def test_each_step_runs_with_the_collector_paused_and_restores_it(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    enabled_in_step = []
+    real_step = training.train_step
+    monkeypatch.setattr(training, "train_step", lambda *args: enabled_in_step.append(gc.isenabled()) or real_step(
+        *args))
+    assert gc.isenabled()
+    run_quietly(quick_config(epochs=1), synthetic_mnist(), tmp_path)
+    assert enabled_in_step == [False] * (256 // 32) and gc.isenabled()
+    gc.disable()
+    try:
+        with perf.gc_paused():
+            pass
+        assert not gc.isenabled(), "gc_paused must leave a disabled collector disabled"
+    finally:
+        gc.enable()
+
+
 def test_short_run_on_real_mnist_learns(mnist: training.MNISTArrays, tmp_path: Path) -> None:
     # 2 epochs of 4000 images in batches of 32: 250 steps. Measured 90.4 % (seeds 0-2: 90-93 %).
     config = training.TrainConfig(epochs=2, batch_size=32, lr=1e-3, lr_decay=1.0, limit_train=4000, limit_test=1000)
@@ -264,10 +301,16 @@ def test_missing_matplotlib_skips_the_plot(tmp_path: Path, monkeypatch: pytest.M
 
 
 class SigintAtStep:
-    """Wraps make_optimizer so that the optimizer sends this process SIGINT (Ctrl-C) before its `at`-th step."""
+    """Wraps make_optimizer so that the optimizer sends this process SIGINT (Ctrl-C) before its `at`-th step.
+
+    The signal goes to the main thread with `signal.pthread_kill`, which runs the Python handler before it
+    returns: the loop sees the request at its very next check, whatever the machine's load. (`os.kill` to the
+    process leaves the handler to run whenever the main thread next checks for signals, possibly after the
+    epoch ended: the test then flaked on a busy machine.) `handled` records that the handler had run.
+    """
 
     def __init__(self, at: int) -> None:
-        self.at, self.count = at, 0
+        self.at, self.count, self.handled = at, 0, False
         self.make_optimizer = training.make_optimizer
 
     def __call__(self, config: training.TrainConfig, model: Module) -> Optimizer:
@@ -277,7 +320,9 @@ class SigintAtStep:
         def step_then_maybe_interrupt() -> None:
             self.count += 1
             if self.count == self.at:
-                os.kill(os.getpid(), signal.SIGINT)
+                handler = signal.getsignal(signal.SIGINT)
+                signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+                self.handled = signal.getsignal(signal.SIGINT) is not handler  # the first Ctrl-C restores it
             step()
 
         optimizer.step = step_then_maybe_interrupt
@@ -293,9 +338,11 @@ def test_ctrl_c_mid_epoch_keeps_the_last_epoch_and_resumes_bit_identically(
     straight = run_quietly(config, data, tmp_path / "straight", processes=processes)
 
     # 8 steps per epoch: Ctrl-C at step 12 is in the middle of epoch 2
-    monkeypatch.setattr(training, "make_optimizer", SigintAtStep(12))
+    sigint = SigintAtStep(12)
+    monkeypatch.setattr(training, "make_optimizer", sigint)
     interrupted = run_quietly(config, data, tmp_path / "run", processes=processes)
     monkeypatch.undo()
+    assert sigint.handled and sigint.count == 12, "the loop must stop right after the step that saw Ctrl-C"
     assert interrupted.interrupted and len(interrupted.history) == 1
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler, "the SIGINT handler must be restored"
     checkpoint = training.load_checkpoint(tmp_path / "run" / training.CHECKPOINT_FILE)

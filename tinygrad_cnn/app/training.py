@@ -6,32 +6,37 @@ A run lives in one output directory:
                      shuffling state, the config and the metrics so far (written by `serialization.save`)
     metrics.csv      one row per epoch (METRIC_COLUMNS)
     metrics.json     {"config": {...}, "epochs": [one dict per epoch]}
-    curves.png       loss and accuracy curves, at the end (needs the `plot` extra: matplotlib)
+    curves.png       loss and accuracy curves, at the end (needs matplotlib: the `app` extra)
 
 Every file is replaced atomically after each completed epoch, so the directory always describes one
 consistent epoch boundary. The DataLoader's state can only be captured between epochs, so a run stopped
 mid-epoch (Ctrl-C) keeps the last completed epoch's checkpoint; resuming replays the abandoned epoch from
 its start and ends with weights bit-identical to an uninterrupted run.
+
+A training step is `train_step`: `optimizer.zero_grad(); loss.backward(); optimizer.step()`. With more than
+one process, `parallel_train_step` gives the same step with the gradient computed by `DataParallel`; a first
+reading can skip it. The progress bar needs tqdm and the plot matplotlib (the `app` extra); neither is
+imported unless used.
 """
 
 from __future__ import annotations
 
 import contextlib
 import csv
+import functools
 import io
 import json
 import os
-import secrets
 import signal
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
-from tqdm import tqdm
 
 from .. import functional as F
 from .. import rng
@@ -42,7 +47,9 @@ from ..nn import Module
 from ..optim import SGD, Adam, Optimizer
 from ..runtime import threads as parallel
 from ..runtime.data_parallel import DataParallel
+from ..runtime.memory import gc_paused
 from ..serialization import CheckpointError, load, save
+from ..serialization.files import write_atomically
 from .metrics import accuracy
 
 CHECKPOINT_FILE = "checkpoint.npz"
@@ -54,17 +61,15 @@ METRIC_COLUMNS = ("epoch", "train_loss", "test_loss", "test_accuracy", "seconds"
 OPTIMIZERS = ("sgd", "adam")
 
 MNISTArrays = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # as load_mnist returns them
+Step = Callable[[np.ndarray, np.ndarray], float]  # one training step on a batch (images, labels) -> its mean loss
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     """Hyperparameters of a run.
 
-    The defaults train LeNet-5 to 99.10 % MNIST test accuracy in 6 epochs (measured with
-    `tinygrad-cnn train` on 2 processes: 99.13 % after 5; the run is deterministic for a given seed and
-    number of processes, which only regroups the gradient's sums). This small model levels off near 99.1-99.2 %, so the
-    margin comes from the schedule: Adam at a constant 1e-3 had 98.4 % after 3 epochs, and SGD
-    (momentum 0.9, lr 0.05, the same decay) 98.9 % after 7.
+    The defaults train LeNet-5 to about 99.1 % MNIST test accuracy in 6 epochs (the README shows a run). A
+    run is deterministic for a given seed and number of processes (which only regroups the gradient's sums).
     """
 
     epochs: int = 6
@@ -172,36 +177,70 @@ class StopRequest:
             signal.signal(signal.SIGINT, self._previous)
 
 
+class ProgressBar(Protocol):
+    """What the loop needs of a progress bar (a tqdm bar has it)."""
+
+    def update(self, n: int) -> object: ...
+
+    def set_postfix(self, *, loss: str, refresh: bool) -> object: ...
+
+
+def train_step(model: Module, optimizer: Optimizer, images: np.ndarray, labels: np.ndarray) -> float:
+    """One optimizer step on a batch (images (B, 1, 28, 28) float32, labels (B,) int); returns its mean loss."""
+    optimizer.zero_grad()
+    loss = F.cross_entropy(model(Tensor(images)), labels)
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+
+
+@contextlib.contextmanager
+def parallel_train_step(model: Module, optimizer: Optimizer, processes: int) -> Iterator[Step]:
+    """`train_step` with the batch split between this process and `processes - 1` forked workers
+    (`DataParallel`), each on one thread, for as long as the block runs.
+
+    The workers are forked when the block starts, so their dropout generators follow from the library
+    RNG at that point: `train_epoch` opens one block per epoch, at whose start the checkpoint holds that
+    RNG, so a resumed run draws what the uninterrupted one drew.
+    """
+    threads = parallel.get_num_threads()
+    parallel.set_num_threads(1)  # a core per process
+    try:
+        with DataParallel(model, lambda x, y: F.cross_entropy(model(Tensor(x)), y), processes) as dp:
+            def step(images: np.ndarray, labels: np.ndarray) -> float:
+                optimizer.zero_grad()
+                loss = dp.value_and_grad(images, labels)  # the batch's mean loss; .grad as loss.backward() sets it
+                optimizer.step()
+                return loss
+
+            yield step
+    finally:
+        parallel.set_num_threads(threads)
+
+
 def train_epoch(model: Module, optimizer: Optimizer, loader: DataLoader, stop: StopRequest | None = None,
-                bar: tqdm | None = None, processes: int = 1) -> float | None:
+                bar: ProgressBar | None = None, processes: int = 1) -> float | None:
     """One pass over `loader` (batches (B, 1, 28, 28) float32, (B,) int); returns the mean training loss,
     or None if `stop` was requested before the epoch finished (the model is then mid-epoch).
 
-    `processes` > 1 splits each batch between this process and forked workers (`DataParallel`), each on
-    one thread. They are forked for this epoch, so their dropout generators follow from the library RNG
-    at its start, which the checkpoint holds: a resumed run draws what the uninterrupted one drew.
+    Each step runs with the cyclic garbage collector paused (`runtime.memory.gc_paused`); `processes` > 1
+    computes each step's gradient with `parallel_train_step`.
     """
     model.train()
     loss_sum, seen = 0.0, 0
-    threads = parallel.get_num_threads()
-    if processes > 1:
-        parallel.set_num_threads(1)  # a core per process
-    try:
-        with DataParallel(model, lambda x, y: F.cross_entropy(model(Tensor(x)), y), processes) as dp:
-            for xb, yb in loader:
-                if stop is not None and stop.requested:
-                    return None
-                optimizer.zero_grad()
-                loss = dp.value_and_grad(xb, yb)
-                optimizer.step()
-                loss_sum += loss * len(yb)
-                seen += len(yb)
-                if bar is not None:
-                    bar.update(len(yb))
-                    bar.set_postfix(loss=f"{loss_sum / seen:.4f}", refresh=False)
-    finally:
-        if processes > 1:
-            parallel.set_num_threads(threads)
+    steps = (parallel_train_step(model, optimizer, processes) if processes > 1
+             else contextlib.nullcontext(functools.partial(train_step, model, optimizer)))
+    with steps as step:
+        for images, labels in loader:
+            if stop is not None and stop.requested:
+                return None
+            with gc_paused():
+                loss = step(images, labels)
+            loss_sum += loss * len(labels)
+            seen += len(labels)
+            if bar is not None:
+                bar.update(len(labels))
+                bar.set_postfix(loss=f"{loss_sum / seen:.4f}", refresh=False)
     return loss_sum / seen
 
 
@@ -224,6 +263,7 @@ class Checkpoint:
     optimizer: dict[str, Any]
     rng: dict[str, Any]  # the library generator (tinygrad_cnn.rng)
     loader: dict[str, Any]  # the training DataLoader's shuffling generator
+    path: Path | None = field(default=None, compare=False)  # the file it was read from (not saved)
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": CHECKPOINT_KIND, "epoch": self.epoch, "config": asdict(self.config),
@@ -233,11 +273,18 @@ class Checkpoint:
 
 def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     """Read a checkpoint written by `train`; raises `CheckpointError` naming the file and the problem."""
+    path = Path(path)
+    if path.is_dir():
+        inside = path / CHECKPOINT_FILE
+        raise CheckpointError(f"{path} is a directory, not a checkpoint file"
+                              + (f" (did you mean {inside}?)" if inside.is_file() else ""))
     try:
         raw = load(path)
     except FileNotFoundError:
         raise CheckpointError(f"no checkpoint at {path} (train writes {CHECKPOINT_FILE} into its --out "
                               "directory)") from None
+    except OSError as e:  # e.g. no permission to read it
+        raise CheckpointError(f"cannot read the checkpoint {path}: {e.strerror or e}") from None
     if raw.get("kind") != CHECKPOINT_KIND:
         raise CheckpointError(f"{path} is a checkpoint of kind {raw.get('kind')!r}, expected {CHECKPOINT_KIND!r} "
                               "(written by `tinygrad-cnn train`)")
@@ -248,9 +295,58 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
                           config=TrainConfig(**{k: v for k, v in raw["config"].items() if k in known}),
                           history=[dict(zip(METRIC_COLUMNS, row)) for row in zip(*(history[c] for c in
                                                                                    METRIC_COLUMNS))],
-                          model=raw["model"], optimizer=raw["optimizer"], rng=raw["rng"], loader=raw["loader"])
+                          model=raw["model"], optimizer=raw["optimizer"], rng=raw["rng"], loader=raw["loader"],
+                          path=path)
     except (KeyError, TypeError, ValueError) as e:
         raise CheckpointError(f"{path}: incomplete or malformed training checkpoint ({type(e).__name__}: {e})") from e
+
+
+def restore(checkpoint: Checkpoint, model: Module, optimizer: Optimizer | None = None,
+            loader: DataLoader | None = None) -> None:
+    """Load the checkpoint's weights into `model` (a LeNet-5), and when given its optimizer state and shuffling
+    state, then the library RNG. Raises `CheckpointError` naming the file when a part does not fit (weights of
+    other shapes, another optimizer, ...); the model and optimizer check everything before changing anything."""
+    where = checkpoint.path or "the checkpoint"
+    try:
+        model.load_state_dict(checkpoint.model)
+        if optimizer is not None:
+            optimizer.load_state_dict(checkpoint.optimizer)
+        if loader is not None:
+            loader.load_state_dict(checkpoint.loader)
+            rng.set_rng_state(checkpoint.rng)
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"{where} does not fit this run of LeNet-5: {e}") from e
+
+
+class OutputDirError(ValueError):
+    """The output directory of a run cannot be made, or files cannot be created in it."""
+
+
+def prepare_output_dir(path: str | os.PathLike) -> Path:
+    """Make the directory `path` (with its parents) if it is missing and check that files can be created in it;
+    raises `OutputDirError` naming the reason (a regular file in the way, a read-only filesystem, no
+    permission). Leaves no file behind."""
+    path = Path(path)
+    blocking = next((p for p in (path, *path.parents) if p.exists() and not p.is_dir()), None)
+    if blocking is not None:
+        raise OutputDirError(f"output directory {path}: {blocking} is a file, not a directory")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as e:
+        raise OutputDirError(f"output directory {path}: cannot create files there ({e.strerror or e})") from None
+    return path
+
+
+def progress_bar_class() -> Callable[..., ProgressBar]:
+    """tqdm's progress bar class; raises an ImportError naming the extra to install when tqdm is missing."""
+    try:
+        from tqdm import tqdm
+    except ImportError as e:
+        raise ImportError("the progress bar needs tqdm: pip install 'tinygrad_cnn[app]' (or train without it: "
+                          "progress=False, `tinygrad-cnn train --no-progress`)") from e
+    return tqdm
 
 
 def train(config: TrainConfig, data: MNISTArrays, out_dir: str | os.PathLike, resume_from: Checkpoint | None = None,
@@ -260,11 +356,13 @@ def train(config: TrainConfig, data: MNISTArrays, out_dir: str | os.PathLike, re
 
     With `resume_from` (a checkpoint of a run with the same config), the model, optimizer, RNG and
     shuffling state are restored and training continues after its last epoch. One line per epoch
-    goes to `log`; `progress` shows a tqdm bar per epoch (only on a terminal). `processes`: see
-    `train_epoch` (the same run on another number of processes rounds its sums differently).
+    goes to `log`; `progress` shows a tqdm bar per epoch (only on a terminal; needs tqdm). `processes`:
+    see `train_epoch` (the same run on another number of processes rounds its sums differently).
+    Raises `OutputDirError`, `CheckpointError` (a checkpoint that does not fit) or ImportError (no tqdm)
+    before writing anything.
     """
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = prepare_output_dir(out_dir)
+    bar_class = progress_bar_class() if progress else None
     x_train, y_train, x_test, y_test = data
     x_test, y_test = normalize(x_test[:config.limit_test]), y_test[:config.limit_test]
 
@@ -279,10 +377,7 @@ def train(config: TrainConfig, data: MNISTArrays, out_dir: str | os.PathLike, re
         save_run(out_dir, state)  # so that even a run stopped in its first epoch can be resumed
     else:
         state = replace(resume_from, config=config)
-        model.load_state_dict(state.model)
-        optimizer.load_state_dict(state.optimizer)
-        rng.set_rng_state(state.rng)
-        loader.load_state_dict(state.loader)
+        restore(state, model, optimizer, loader)
         log(f"resuming from {out_dir / CHECKPOINT_FILE} after epoch {state.epoch} of {config.epochs}"
             + (": nothing left to train (pass a larger --epochs to train further)"
                if state.epoch >= config.epochs else ""))
@@ -292,9 +387,10 @@ def train(config: TrainConfig, data: MNISTArrays, out_dir: str | os.PathLike, re
         for epoch in range(state.epoch + 1, config.epochs + 1):
             optimizer.lr = config.lr * config.lr_decay ** (epoch - 1)
             start = time.perf_counter()
-            with tqdm(total=len(loader.x), desc=f"epoch {epoch}/{config.epochs}", unit="img", unit_scale=True,
-                      leave=False, disable=None if progress else True) as bar:
-                train_loss = train_epoch(model, optimizer, loader, stop, bar, processes)
+            bar = (bar_class(total=len(loader.x), desc=f"epoch {epoch}/{config.epochs}", unit="img",
+                             unit_scale=True, leave=False, disable=None) if bar_class else contextlib.nullcontext())
+            with bar as shown:
+                train_loss = train_epoch(model, optimizer, loader, stop, shown, processes)
             if train_loss is None:
                 interrupted = True
                 break
@@ -321,23 +417,8 @@ def format_epoch(row: Mapping[str, float], epochs: int) -> str:
 
 
 # ---- the run's files ------------------------------------------------------------------------------
-@contextlib.contextmanager
-def _replacing(path: Path) -> Iterator[Path]:
-    """Yield an unused name beside `path` to write to; when the block succeeds, rename it over `path`
-    (atomic: readers see the old file or the new one, never a partial one)."""
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-
-
 def _write_text(path: Path, text: str) -> None:
-    with _replacing(path) as tmp, open(tmp, "x", encoding="utf-8", newline="") as f:
-        f.write(text)
+    write_atomically(os.fspath(path), lambda f: f.write(text.encode("utf-8")))
 
 
 def save_run(out_dir: Path, state: Checkpoint) -> None:
@@ -353,7 +434,8 @@ def save_run(out_dir: Path, state: Checkpoint) -> None:
 
 
 def plot_history(history: list[Mapping[str, float]], path: Path) -> bool:
-    """Save loss and accuracy curves per epoch as a PNG; returns False (writing nothing) without matplotlib."""
+    """Save loss and accuracy curves per epoch as a PNG, atomically; returns False (writing nothing) without
+    matplotlib (the `app` extra)."""
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
@@ -372,6 +454,5 @@ def plot_history(history: list[Mapping[str, float]], path: Path) -> bool:
     for ax in (loss_ax, acc_ax):
         ax.grid(alpha=0.3)
         ax.xaxis.get_major_locator().set_params(integer=True)
-    with _replacing(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
+    write_atomically(os.fspath(path), lambda f: fig.savefig(f, format="png", dpi=100))
     return True

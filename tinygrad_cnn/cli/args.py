@@ -1,12 +1,21 @@
-"""Argument types shared by the subcommands."""
+"""What the subcommands share: argument types, the --threads/--processes options, and how a user error is reported."""
 
 from __future__ import annotations
 
 import argparse
 import math
+import sys
 from collections.abc import Callable
 
 from ..runtime import threads as parallel
+
+USAGE_ERROR = 2  # the exit code of a mistake the user can fix (as argparse's own errors)
+
+
+def usage_error(command: str, error: Exception | str) -> int:
+    """Print `error` as one line on stderr, as argparse does, and return USAGE_ERROR."""
+    print(f"tinygrad-cnn {command}: error: {error}", file=sys.stderr)
+    return USAGE_ERROR
 
 
 def bounded(kind: type, low: float, high: float = math.inf, open_low: bool = False,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,9 +12,7 @@ from ..app.metrics import confusion_matrix
 from ..data import MNISTError, load_mnist, normalize
 from ..models import lenet5
 from ..serialization import CheckpointError
-from .args import add_threads_option, apply_threads
-
-USAGE_ERROR = 2
+from .args import add_threads_option, apply_threads, usage_error
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -44,14 +41,13 @@ def format_confusion(matrix: np.ndarray) -> str:
 
 def run(args: argparse.Namespace) -> int:
     apply_threads(args)
+    model = lenet5()
     try:
         checkpoint = training.load_checkpoint(args.checkpoint)
+        training.restore(checkpoint, model)
         _, _, x_test, y_test = load_mnist(args.data_dir)
     except (MNISTError, CheckpointError) as e:
-        print(f"tinygrad-cnn eval: error: {e}", file=sys.stderr)
-        return USAGE_ERROR
-    model = lenet5()
-    model.load_state_dict(checkpoint.model)
+        return usage_error("eval", e)
     result = training.evaluate(model, normalize(x_test), y_test)
     matrix = confusion_matrix(result.predictions, y_test, 10)
     correct = int(np.trace(matrix))

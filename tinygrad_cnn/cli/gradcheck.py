@@ -11,6 +11,7 @@ import sys
 
 from ..tools.doctor import text_table
 from ..tools.gradcheck import InputError
+from .args import usage_error
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -36,9 +37,7 @@ def run(args: argparse.Namespace) -> int:
     if args.op is not None:
         cases = [c for c in cases if c.op == args.op.lower()]
         if not cases:
-            print(f"tinygrad-cnn gradcheck: error: unknown op {args.op!r}; known ops: {', '.join(opsuite.OPS)}",
-                  file=sys.stderr)
-            return 2
+            return usage_error("gradcheck", f"unknown op {args.op!r}; known ops: {', '.join(opsuite.OPS)}")
     if args.quick:
         cases = opsuite.quick(cases)
     print(f"checking {len(cases)} configurations to first and second order...", file=sys.stderr, flush=True)

@@ -13,8 +13,8 @@ from ..autograd import Tensor
 from ..data import load_mnist, normalize, resolve_data_dir
 from ..data.mnist import MNIST_FILES
 from ..rng import manual_seed
-from ..viz import SUPPORTED_FORMATS, draw_graph, render
-from .args import bounded
+from ..viz import SUPPORTED_FORMATS, draw_graph, record, render
+from .args import USAGE_ERROR, bounded, usage_error
 
 # The models that take MNIST's (1, 28, 28) images: the batch is MNIST (or random data of that shape).
 MODELS = {"lenet5": models.lenet5}
@@ -32,7 +32,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "graph", help="draw the graph of one forward/backward step of a model",
         description="Build the model (seeded), run one forward and backward pass on a batch (MNIST if found, "
-                    "else random data) and draw the graph to a file; the format follows the suffix of -o.")
+                    "else random data) and draw the graph to a file; the format follows the suffix of -o. "
+                    "Without Graphviz's `dot` program it writes the DOT source beside -o and exits with 2.")
     parser.add_argument("--model", default="lenet5", choices=sorted(MODELS), help="model to draw (default: lenet5)")
     parser.add_argument("--backward", action="store_true",
                         help="draw the backward pass (one VJP per op, in the order reverse mode runs them)")
@@ -68,13 +69,18 @@ def run(args: argparse.Namespace) -> int:
     images, labels, source = _batch(args.batch_size, args.data_dir, args.seed)
     print(f"data: {source}")
     x = Tensor(images)
-    logits = model(x)
-    loss = F.cross_entropy(logits, labels)
-    loss.backward()
-    graph = draw_graph(loss, backward=args.backward, params=model, show_grads=args.show_grads,
-                       collapse_modules=args.collapse, names={"images": x, "logits": logits, "loss": loss})
+    with record():  # which module ran each op, and the gradient norms, for the drawing
+        logits = model(x)
+        loss = F.cross_entropy(logits, labels)
+        loss.backward()
+    try:
+        graph = draw_graph(loss, backward=args.backward, params=model, show_grads=args.show_grads,
+                           collapse_modules=args.collapse, names={"images": x, "logits": logits, "loss": loss})
+    except ImportError as e:  # the graphviz Python package is missing
+        return usage_error("graph", e)
     written = render(graph, args.output)
     view = "backward" if args.backward else "forward"
     print(f"{args.model}: loss {loss.item():.4f}, {len(loss._topo())} recorded ops; "
           f"wrote the {view} graph to {written}")
-    return 0
+    # Without Graphviz's `dot` program render wrote the DOT source instead, with a hint on stderr: not a success.
+    return 0 if written == args.output else USAGE_ERROR

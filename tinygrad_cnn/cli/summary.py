@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Callable
 
 from .. import models, nn
 from ..tools.summary import receptive_field, summary
+from .args import usage_error
 
 # name -> (constructor, the input (C, H, W) it was designed for)
 MODELS: dict[str, tuple[Callable[[], nn.Module], tuple[int, int, int]]] = {
@@ -49,8 +49,7 @@ def run(args: argparse.Namespace) -> int:
         table = summary(model, shape)
         fields = receptive_field(model, shape[1:]) if args.receptive_field else None
     except (RuntimeError, ValueError) as e:  # e.g. an input too small or with the wrong channels
-        print(f"tinygrad-cnn summary: error: {e}", file=sys.stderr)
-        return 2
+        return usage_error("summary", e)
     table.model_name = args.model
     print(table)
     if fields is not None:

@@ -10,10 +10,9 @@ from ..app import training
 from ..data import MNISTError, load_mnist
 from ..runtime.memory import freeze_gc, tune_malloc
 from ..serialization import CheckpointError
-from .args import add_processes_option, add_threads_option, apply_threads, bounded
+from .args import add_processes_option, add_threads_option, apply_threads, bounded, usage_error
 
 INTERRUPTED = 130  # the shell's code for a process stopped by SIGINT
-USAGE_ERROR = 2
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -53,24 +52,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    tune_malloc()  # before the big arrays are allocated; see tinygrad_cnn.perf
+    tune_malloc()  # before the big arrays are allocated (tinygrad_cnn.runtime.memory)
     freeze_gc()
     apply_threads(args)
     given = {name: getattr(args, name) for name in ("epochs", "batch_size", "lr", "optimizer", "momentum",
                                                     "lr_decay", "seed", "limit_train", "limit_test")}
-    try:
+    try:  # what the user can fix is reported before the data is loaded (a checkpoint's shapes: before training)
+        training.prepare_output_dir(args.out)
+        if not args.no_progress:
+            training.progress_bar_class()
         checkpoint = training.load_checkpoint(args.out / training.CHECKPOINT_FILE) if args.resume else None
         config = training.resolve_config(given, checkpoint.config if checkpoint else None)
         data = load_mnist(args.data_dir)
-    except (MNISTError, CheckpointError, training.ResumeError) as e:
-        print(f"tinygrad-cnn train: error: {e}", file=sys.stderr)
-        return USAGE_ERROR
+    except (MNISTError, CheckpointError, training.ResumeError, training.OutputDirError, ImportError) as e:
+        return usage_error("train", e)
     except KeyboardInterrupt:
         print("\ninterrupted before training started", file=sys.stderr)
         return INTERRUPTED
     try:
         result = training.train(config, data, args.out, checkpoint, progress=not args.no_progress,
                                 processes=args.processes)
+    except CheckpointError as e:  # the checkpoint's weights or optimizer state do not fit; nothing was written
+        return usage_error("train", e)
     except KeyboardInterrupt:  # a second Ctrl-C: every file in --out is still from a completed epoch
         result = None
     if result is None or result.interrupted:
@@ -78,5 +81,5 @@ def run(args: argparse.Namespace) -> int:
               f"`tinygrad-cnn train --out {args.out} --resume`", file=sys.stderr)
         return INTERRUPTED
     if not result.plotted:
-        print("matplotlib is not installed: skipped the plot (pip install 'tinygrad_cnn[plot]')")
+        print("matplotlib is not installed: skipped the plot (pip install 'tinygrad_cnn[app]')")
     return 0

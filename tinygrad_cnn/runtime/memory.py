@@ -1,17 +1,25 @@
-"""Process-level performance levers that a library must not pull on import, but a CLI may.
+"""Allocator and garbage-collector settings: process-wide levers that the library never pulls by itself.
 
-Training allocates and frees the same large numpy temporaries (im2col buffers, activations,
-gradients: a few MiB each) on every step. With glibc's defaults, blocks above the dynamic mmap
-threshold get a fresh `mmap` each time and are unmapped on `free`, so every step pays for page
-faults that zero the pages again; and the heap top is trimmed back to the OS as soon as it is free.
-Raising both thresholds keeps those blocks in the heap for reuse.
+Each is opt-in. `tinygrad-cnn train` and `bench` pull all three; a training script of your own can too:
+
+    from tinygrad_cnn.runtime.memory import freeze_gc, gc_paused, tune_malloc
+    tune_malloc()          # first thing, before the big arrays exist
+    # ... imports ...
+    freeze_gc()            # after the imports
+    for x, y in loader:
+        with gc_paused():  # one training step
+            ...
+
+What each one saves, measured, is in docs/performance.md ("The allocator and collector levers").
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import gc
 import platform
+from collections.abc import Iterator
 
 # From glibc's <malloc.h>.
 M_TRIM_THRESHOLD = -1
@@ -24,9 +32,12 @@ TRIM_THRESHOLD_BYTES = 1024 * 1024 * 1024  # keep up to this much free memory at
 def tune_malloc() -> bool:
     """Raise glibc's mmap threshold to 32 MiB and its trim threshold to 1 GiB for this process.
 
-    Returns True if both settings took effect; False (and changes nothing) where the C library is
-    not glibc, e.g. macOS, Windows or musl. Memory use can stay near its peak after a large step,
-    which is the point: the next step reuses it.
+    A training step allocates and frees the same large temporaries (im2col columns, activations,
+    gradients: a few MiB each) every time. With glibc's defaults each of them is a fresh `mmap`,
+    page-faulted and zeroed, and unmapped on `free`; with these thresholds they stay in the heap and
+    the next step reuses them. Memory use can stay near its peak after a large step, which is the
+    point. Returns True if both settings took effect; False (and changes nothing) where the C library
+    is not glibc, e.g. macOS, Windows or musl.
     """
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         return False
@@ -43,9 +54,25 @@ def freeze_gc() -> None:
     """Move every object alive now (in practice: the imported modules) out of the cyclic garbage
     collector's view, with `gc.freeze()`.
 
-    A training step creates thousands of small graph objects, which trigger collections; each full
-    collection walks every live object, and a process that has imported PyTorch or matplotlib holds
-    hundreds of thousands. Measured with PyTorch imported: the 1,000-op chain benchmark went from
-    ~26 us to ~11 us per op. Call it once after the imports; later garbage is collected as usual.
+    A training step creates thousands of small graph objects, which trigger collections, and a full
+    collection walks every live object: hundreds of thousands once PyTorch or matplotlib is imported.
+    Call it once after the imports; later garbage is collected as usual.
     """
     gc.freeze()
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """Switch the cyclic garbage collector off inside the block, and back to how it was afterwards.
+
+    Meant for one training step: a step's graph holds no reference cycles, so reference counting frees
+    it all as soon as the step ends and the collector would only re-walk the heap. Do not wrap a whole
+    epoch: garbage that does form cycles would pile up until the block ends.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
