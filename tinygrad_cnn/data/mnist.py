@@ -9,13 +9,11 @@ accepted while a truncated or corrupted one is rejected with an
 
 from __future__ import annotations
 
-import contextlib
 import gzip
 import hashlib
 import http.client
 import math
 import os
-import secrets
 import urllib.request
 import zlib
 from collections.abc import Callable, Sequence
@@ -24,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
+
+from ..serialization.files import write_atomically
 
 MNIST_MEAN = 0.1307
 """Mean of the MNIST training pixels after scaling to [0, 1]."""
@@ -250,19 +250,7 @@ def _fetch(url: str) -> bytes:
 def _write_atomically(path: Path, payload: bytes) -> None:
     """Write ``payload`` to ``path`` so that ``path`` is either absent or complete."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    # Same directory so os.replace is an atomic rename; a random name keeps
-    # concurrent downloads apart and is never mistaken for a data file.
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.part")
-    try:
-        with open(tmp, "xb") as f:
-            f.write(payload)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
+    write_atomically(os.fspath(path), lambda file: file.write(payload))
 
 
 def _download(spec: IdxSpec, directory: Path, failures: list[str]) -> np.ndarray | None:
