@@ -8,7 +8,12 @@ import sys
 
 from .autograd import (Config, Context, Function, Observer, Tensor, enable_grad, grad, is_grad_enabled, no_grad,
                        observe, set_grad_enabled, using_config)
-from . import tensor  # noqa: I001  (attaches the operators and methods to Tensor before anything uses them)
+from . import tensor_methods  # noqa: I001, F401  (attaches the operators and methods to Tensor before anything uses them)
+from .devices import accelerator, backends, cuda, device
+from .factories import (arange, as_tensor, bool_, double, empty, empty_like, eye, float16, float32, float64,
+                        from_numpy, full, full_like, get_default_dtype, half, int8, int16, int32, int64, is_tensor,
+                        linspace, long, numel, ones, ones_like, rand, rand_like, randint, randn, randn_like, randperm,
+                        short, tensor, uint8, zeros, zeros_like)
 from . import functional, nn, optim, viz
 from .rng import manual_seed
 from .runtime import data_parallel, threads
@@ -25,7 +30,14 @@ sys.modules[f"{__name__}.data_parallel"] = data_parallel
 sys.modules[f"{__name__}.perf"] = sys.modules[f"{__name__}.runtime.memory"] = __import__(
     f"{__name__}.runtime.memory", fromlist=["memory"])
 
+# PyTorch's dtype names that are also Python builtins: attributes of the package only (torch.float, torch.bool).
+globals().update({"float": float32, "int": int32, "bool": bool_})
+
 __all__ = ["CheckpointError", "Config", "Context", "Function", "GradcheckError", "Observer", "Tensor", "check_graph",
            "detect_anomaly", "enable_grad", "functional", "grad", "gradcheck", "gradgradcheck", "is_grad_enabled",
            "load", "manual_seed", "nn", "no_grad", "observe", "optim", "parallel", "save", "set_grad_enabled", "tensor",
-           "using_config", "viz"]
+           "using_config", "viz",
+           "accelerator", "arange", "as_tensor", "backends", "cuda", "device", "double", "empty", "empty_like", "eye",
+           "float16", "float32", "float64", "from_numpy", "full", "full_like", "get_default_dtype", "half", "int8",
+           "int16", "int32", "int64", "is_tensor", "linspace", "long", "numel", "ones", "ones_like", "rand",
+           "rand_like", "randint", "randn", "randn_like", "randperm", "short", "uint8", "zeros", "zeros_like"]

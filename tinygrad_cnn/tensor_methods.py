@@ -1,7 +1,8 @@
 """The Tensor front: operators and methods over the primitive ops, attached to the engine's `Tensor`.
 
 The engine (`autograd.py`) knows nothing of the ops; this module imports both and registers each method
-on `Tensor`, the way tinygrad (2020) registered its ops. Methods check their arguments
+on `Tensor`, the way tinygrad (2020) registered its ops. (`tinygrad_cnn.tensor` is the factory function,
+as in PyTorch; this module is the methods.) Methods check their arguments
 and name the op in every error; the primitives they call trust them.
 """
 
@@ -79,6 +80,32 @@ class TensorMethods:
 
     def double(self) -> Tensor:
         return self.astype(np.float64)
+
+
+    # ---- comparisons: elementwise, bool results, never differentiated -------------------------------------
+    # The operators (==, <, ...) route here. NaN compares as in IEEE (and PyTorch): unequal to everything.
+    def eq(self, other: Any) -> Tensor:
+        return _compare(self, other, np.equal, "eq")
+
+
+    def ne(self, other: Any) -> Tensor:
+        return _compare(self, other, np.not_equal, "ne")
+
+
+    def lt(self, other: Any) -> Tensor:
+        return _compare(self, other, np.less, "lt")
+
+
+    def le(self, other: Any) -> Tensor:
+        return _compare(self, other, np.less_equal, "le")
+
+
+    def gt(self, other: Any) -> Tensor:
+        return _compare(self, other, np.greater, "gt")
+
+
+    def ge(self, other: Any) -> Tensor:
+        return _compare(self, other, np.greater_equal, "ge")
 
 
     # ---- arithmetic operators ----------------------------------------------------------------------------
@@ -227,6 +254,20 @@ class TensorMethods:
 
 
 # ---- argument checking shared by the methods above ------------------------------------------------------
+def _compare(a: Tensor, other: Any, ufunc: np.ufunc, op: str) -> Tensor:
+    """a <op> other elementwise with broadcasting, as a bool Tensor outside any graph."""
+    b = other._data if isinstance(other, Tensor) else other
+    if not isinstance(b, (np.ndarray, np.generic, int, float, bool)):
+        if not isinstance(b, (list, tuple)):
+            raise TypeError(f"{op}: expected a Tensor, an array or a number to compare with, "
+                            f"got {type(other).__name__}")
+        b = np.asarray(b)
+    try:
+        return Tensor._make(np.asarray(ufunc(a._data, b)))
+    except ValueError:
+        raise ValueError(f"{op}: shapes {a.shape} and {np.shape(b)} do not broadcast") from None
+
+
 def _shape_arg(shape: tuple) -> tuple[int, ...]:
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
         shape = tuple(shape[0])
