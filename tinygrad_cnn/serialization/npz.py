@@ -37,7 +37,7 @@ SEP = "/"  # joins nested keys into entry names; rejected inside keys, so names 
 META = "__meta__"
 FORMAT = "tinygrad_cnn.checkpoint"
 VERSION = 1
-ZIP_MAGIC, NPY_MAGIC, PICKLE_MAGIC = b"PK\x03\x04", b"\x93NUMPY", b"\x80"
+ZIP_MAGIC, EMPTY_ZIP_MAGIC, NPY_MAGIC, PICKLE_MAGIC = b"PK\x03\x04", b"PK\x05\x06", b"\x93NUMPY", b"\x80"
 MAX_META_CHARS = 16 * 2**20  # of metadata JSON; a training checkpoint's is a few kB
 MAX_META_DEPTH = 100  # nesting of the metadata JSON: 2 levels per nested dict, so ~45 dicts deep
 MAX_NPY_HEADER = 10_000  # bytes of an .npy header dict; numpy's own default limit
@@ -72,7 +72,7 @@ def load_npz(file: IO[bytes], path: str) -> dict[str, Any]:
                               "unpickling can run arbitrary code")
     if head.startswith(NPY_MAGIC):
         raise CheckpointError(f"load: {path} holds a single .npy array, not an .npz checkpoint written by save()")
-    if not head.startswith(ZIP_MAGIC):
+    if not head.startswith((ZIP_MAGIC, EMPTY_ZIP_MAGIC)):
         hint = " (it looks like a safetensors file: name it *.safetensors)" if head[8:9] == b"{" else ""
         raise CheckpointError(f"load: {path} is not a readable checkpoint: it starts with {head[:6]!r}, not with "
                               f"the zip signature {ZIP_MAGIC!r} of an .npz file written by save(){hint}")

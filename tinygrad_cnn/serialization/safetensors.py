@@ -56,7 +56,9 @@ def save_safetensors(obj: Mapping[str, Any], path: str) -> None:
         if value.dtype.newbyteorder("<").name not in _DTYPES.values():
             raise TypeError(f"save: {key!r} is an array of dtype {value.dtype}; .safetensors files here hold "
                             f"{', '.join(_DTYPES.values())}")
-        arrays[key] = np.ascontiguousarray(value)  # the package writes the buffer behind the pointer as it is
+        # the package writes the buffer behind the array's pointer as C-ordered data (np.ascontiguousarray would
+        # make a 0-d array 1-d)
+        arrays[key] = value if value.flags.c_contiguous else value.copy(order="C")
     data = _package("safetensors.numpy").save(arrays)
     write_atomically(path, lambda file: file.write(data))
 
