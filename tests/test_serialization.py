@@ -365,3 +365,95 @@ def test_a_process_killed_mid_save_leaves_a_loadable_checkpoint(tmp_path: Path) 
         if kills_while_writing >= 2:
             break
     assert kills_while_writing >= 1, "no kill landed while a temp file was being written: the test proved nothing"
+
+
+# ---- the torch.save / torch.load habits --------------------------------------------------------------
+@pytest.mark.parametrize("name", ["model.pt", "model.pth", "weights.bin", "checkpoint", "dots.in.name.ckpt"])
+def test_any_file_name_is_written_exactly_and_read_back(tmp_path: Path, name: str) -> None:
+    from tinygrad_cnn.models import lenet5
+
+    model = lenet5()
+    save(model.state_dict(), tmp_path / name)
+    assert os.listdir(tmp_path) == [name]
+    with np.load(tmp_path / name, allow_pickle=False) as npz:  # still the pickle-free .npz inside
+        assert "conv1.weight" in npz.files
+    fresh = lenet5()
+    fresh.load_state_dict(load(str(tmp_path / name)))
+    for (key, p), q in zip(model.named_parameters(), fresh.parameters()):
+        np.testing.assert_array_equal(q.data, p.data, err_msg=key)
+
+
+def test_tensors_and_parameters_are_saved_as_arrays_that_load_state_dict_accepts(tmp_path: Path) -> None:
+    from tinygrad_cnn import nn
+
+    model = nn.Linear(3, 2)
+    state = {name: p for name, p in model.named_parameters()}  # Parameters, as torch's state_dict holds tensors
+    assert all(isinstance(p, nn.Parameter) for p in state.values())
+    save(state, tmp_path / "linear.pt")
+    loaded = load(tmp_path / "linear.pt")
+    assert all(type(v) is np.ndarray for v in loaded.values())
+    other = nn.Linear(3, 2)
+    other.load_state_dict(loaded)
+    np.testing.assert_array_equal(other.weight.data, model.weight.data)
+    np.testing.assert_array_equal(other.bias.data, model.bias.data)
+
+
+class _CPU:
+    """A device object as torch.device('cpu') is: its str is the device's name."""
+
+    def __str__(self) -> str:
+        return "cpu"
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"map_location": None}, {"map_location": "cpu"}, {"map_location": _CPU()},
+                                    {"weights_only": True}, {"weights_only": False},
+                                    {"map_location": "cpu", "weights_only": True}])
+def test_torch_load_keyword_arguments_are_accepted(tmp_path: Path, kwargs: dict[str, Any]) -> None:
+    save({"w": np.ones(2)}, tmp_path / "m.pt")
+    np.testing.assert_array_equal(load(tmp_path / "m.pt", **kwargs)["w"], np.ones(2))
+
+
+def test_map_location_is_the_second_positional_argument_as_in_torch(tmp_path: Path) -> None:
+    save({"w": np.ones(2)}, tmp_path / "m.pt")
+    np.testing.assert_array_equal(load(tmp_path / "m.pt", "cpu")["w"], np.ones(2))
+    with pytest.raises(ValueError, match=r"map_location='cuda'"):
+        load(tmp_path / "m.pt", "cuda")
+
+
+@pytest.mark.parametrize(("kwargs", "error", "message"), [
+    ({"map_location": "cuda:0"}, ValueError, r"load: map_location='cuda:0': tinygrad_cnn keeps every array on the "
+                                             r"CPU; pass map_location='cpu' or None"),
+    ({"map_location": "mps"}, ValueError, r"map_location='mps'"),
+    ({"map_location": {"cuda:0": "cpu"}}, ValueError, r"map_location=\{'cuda:0': 'cpu'\}"),
+    ({"map_location": lambda storage, loc: storage}, ValueError, r"map_location=<function"),
+    ({"weights_only": "yes"}, TypeError, r"load: weights_only must be None, True or False, got 'yes'"),
+], ids=["cuda", "mps", "dict", "callable", "weights_only-str"])
+def test_other_devices_and_odd_arguments_are_refused_clearly(tmp_path: Path, kwargs: dict[str, Any],
+                                                             error: type[Exception], message: str) -> None:
+    save({"w": np.ones(2)}, tmp_path / "m.pt")
+    with pytest.raises(error, match=message):
+        load(tmp_path / "m.pt", **kwargs)
+
+
+def test_torch_devices_are_understood(tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+    save({"w": np.ones(2)}, tmp_path / "m.pt")
+    np.testing.assert_array_equal(load(tmp_path / "m.pt", map_location=torch.device("cpu"))["w"], np.ones(2))
+    with pytest.raises(ValueError, match=r"map_location=device\(type='meta'\)"):
+        load(tmp_path / "m.pt", map_location=torch.device("meta"))
+
+
+def test_a_torch_save_file_is_refused_without_unpickling(tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+    torch.save({"w": torch.ones(2)}, tmp_path / "torch.pt")  # a zip holding data.pkl
+    with pytest.raises(CheckpointError, match=r"torch.pt holds pickled Python objects \('[^']*data.pkl': a file "
+                                              r"written by torch.save\?\); refused.*safetensors.torch.save_file"):
+        load(tmp_path / "torch.pt")
+
+
+def test_saving_over_a_directory_fails_and_leaves_it_alone(tmp_path: Path) -> None:
+    (tmp_path / "model.pt").mkdir()
+    (tmp_path / "model.pt" / "keep").write_text("x")
+    with pytest.raises(OSError):
+        save({"w": np.ones(2)}, tmp_path / "model.pt")
+    assert os.listdir(tmp_path) == ["model.pt"] and (tmp_path / "model.pt" / "keep").read_text() == "x"

@@ -187,6 +187,10 @@ def _read_archive(archive: zipfile.ZipFile, size: int, path: str) -> dict[str, A
     entries: dict[str, zipfile.ZipInfo] = {}
     for info in archive.infolist():
         entry = info.filename
+        if entry.endswith(".pkl"):
+            raise CheckpointError(f"load: {path} holds pickled Python objects ({entry!r}: a file written by "
+                                  "torch.save?); refused: unpickling can run arbitrary code. In PyTorch, write the "
+                                  "state_dict with safetensors.torch.save_file to a .safetensors file and load that")
         if not entry.endswith(".npy"):
             raise CheckpointError(f"load: {path}: entry {entry!r} is not an .npy array (save() names entries *.npy)")
         name = entry[:-len(".npy")]
