@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import struct
 import subprocess
 import sys
@@ -256,3 +257,23 @@ def test_a_bfloat16_file_from_pytorch_is_refused_with_the_remedy(tmp_path: Path)
     save_file({"w": torch.ones(3, dtype=torch.bfloat16)}, tmp_path / "bf16.safetensors")
     with pytest.raises(CheckpointError, match=r"tensor 'w' has dtype BF16.*tensor.float\(\) in PyTorch"):
         load(tmp_path / "bf16.safetensors")
+
+
+def test_the_interop_docs_examples_run_and_move_lenet_both_ways(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """docs/interop.md's code blocks of the saving and safetensors sections, run in order in one namespace."""
+    torch = pytest.importorskip("torch")
+    text = (Path(__file__).resolve().parent.parent / "docs" / "interop.md").read_text()
+    sections = [section for section in re.split(r"\n(?=## )", text)
+                if section.startswith(("## Saving and loading", "## safetensors"))]
+    blocks = [block for section in sections for block in re.findall(r"```python\n(.*?)```", section, re.S)]
+    assert len(blocks) == 5
+    monkeypatch.chdir(tmp_path)
+    scope: dict[str, Any] = {}
+    for block in blocks:
+        exec(compile(block, "docs/interop.md", "exec"), scope)
+    theirs = {k: v.numpy() for k, v in scope["lenet"].state_dict().items()}
+    assert {k: v.tobytes() for k, v in scope["model"].state_dict().items()} == {k: v.tobytes() for k, v in
+                                                                               theirs.items()}
+    assert sorted(os.listdir(tmp_path)) == ["from_torch.safetensors", "lenet5.safetensors", "model.pt"]
+    assert isinstance(scope["lenet"], torch.nn.Module)
