@@ -12,8 +12,6 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-from tinygrad_cnn.parallel import available_cores, set_num_threads
-from tinygrad_cnn.perf import tune_malloc
 
 import tinygrad_cnn as tc
 import tinygrad_cnn.functional as F
@@ -21,6 +19,8 @@ from tinygrad_cnn.data import DataLoader, MNISTError, load_mnist, normalize
 from tinygrad_cnn.models import lenet5
 from tinygrad_cnn.optim import Adam
 from tinygrad_cnn.rng import manual_seed
+from tinygrad_cnn.runtime.memory import tune_malloc
+from tinygrad_cnn.runtime.threads import available_cores, set_num_threads
 
 
 def main() -> None:
@@ -33,7 +33,7 @@ def main() -> None:
     args = parser.parse_args()
 
     tune_malloc()  # reuse big buffers instead of page-faulting them every step (see docs/performance.md)
-    set_num_threads(available_cores())  # split the convolutions' batch over the cores (tinygrad_cnn.parallel)
+    set_num_threads(available_cores())  # split the convolutions' batch over the cores (runtime.threads)
     manual_seed(0)
     try:
         x_train, y_train, x_test, y_test = load_mnist(args.data_dir)
