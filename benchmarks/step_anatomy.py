@@ -10,8 +10,7 @@ sections on threads and on the engine's floor.
 4. The same split inside a training step: how long each half takes, and how long the main thread waits.
 5. Whole steps, interleaved: no threads, 2 threads (OpenBLAS pinned to one thread, as
    `parallel.set_num_threads` does), 2 threads with OpenBLAS left on its own 2 threads, two half-batch
-   steps on two Python threads, and a step that rebuilds the im2col columns in the backward instead of
-   keeping them from the forward.
+   steps on two Python threads.
 6. The lever threads leave: conv2's input gradient with its second half computed by a forked worker
    process on shared memory (no GIL between the halves), copies in and out included.
 7. What became of it: the timeline of a batch-64 step split over two processes by `DataParallel` (as
@@ -38,6 +37,7 @@ from tinygrad_cnn.perf import freeze_gc, tune_malloc
 
 from tinygrad_cnn import data_parallel, parallel
 from tinygrad_cnn.autograd import Context
+from tinygrad_cnn.kernels import parallel as kernel_threads
 from tinygrad_cnn.ops import conv
 from tinygrad_cnn.tools.bench import forwards_replaced, interleaved_medians, on_threads, our_train_step
 
@@ -130,7 +130,7 @@ def kernels_in_isolation() -> None:
 def halves_in_a_step() -> None:
     parallel.set_num_threads(2)
     spans: dict[str, list[tuple[float, float, float]]] = {}
-    real_map = parallel.map_parts
+    real_map = kernel_threads.map_parts
     main_thread = threading.current_thread()
 
     def timed_map(fn: Callable, parts: list) -> list:
@@ -149,13 +149,13 @@ def halves_in_a_step() -> None:
             spans.setdefault(op, []).append((spent["main"], spent["worker"], time.perf_counter() - start))
         return results
 
-    parallel.map_parts = timed_map
+    kernel_threads.map_parts = timed_map
     try:
         step = our_train_step(64)
         for _ in range(200):
             step()
     finally:
-        parallel.map_parts = real_map
+        kernel_threads.map_parts = real_map
         parallel.set_num_threads(1)
     for name, rows in spans.items():
         mine, theirs, total = (statistics.median(col) * 1e3 for col in zip(*rows))
@@ -181,26 +181,10 @@ def whole_steps() -> None:
         halves[0]()
         other.join()
 
-    keep = our_train_step(64)
-
-    def rebuild_columns() -> None:
-        kept = conv.Conv2d.backward
-
-        def backward(ctx: Context, grad: object) -> tuple:
-            ctx.cols = None  # as if the forward had not kept them: the weight gradient rebuilds its own
-            return kept(ctx, grad)
-
-        conv.Conv2d.backward = staticmethod(backward)
-        try:
-            keep()
-        finally:
-            conv.Conv2d.backward = staticmethod(kept)
-
     variants = {"no threads": variant(our_train_step(64), 1, 2),
                 "2 threads (OpenBLAS pinned to 1)": variant(our_train_step(64), 2, 1),
                 "2 threads, OpenBLAS on 2 threads too": variant(our_train_step(64), 2, 2),
-                "two half-batch steps on 2 Python threads": variant(two_half_steps, 1, 1),
-                "no threads, columns rebuilt in the backward": variant(rebuild_columns, 1, 2)}
+                "two half-batch steps on 2 Python threads": variant(two_half_steps, 1, 1)}
     times = interleaved_medians(list(variants.values()), repeats=9)
     parallel.set_num_threads(1)
     for name, t in zip(variants, times):

@@ -20,7 +20,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import tinygrad_cnn.functional as F
-import tinygrad_cnn.ops.conv as conv_ops
+import tinygrad_cnn.kernels.conv as conv_kernels
 from tinygrad_cnn import Tensor
 
 torch = pytest.importorskip("torch")
@@ -71,9 +71,11 @@ def test_conv2d_pair_params(stride: tuple, padding: tuple, dilation: tuple) -> N
 
 @pytest.mark.parametrize("stride", [1, 2], ids=lambda s: f"s{s}")
 def test_conv2d_over_several_batch_chunks(monkeypatch: pytest.MonkeyPatch, stride: int) -> None:
-    # The conv primitives work through the batch BATCH_CHUNK images at a time (64 in real use); with
-    # chunks of 2, a batch of 5 takes three chunks, the last one short.
-    monkeypatch.setattr(conv_ops, "BATCH_CHUNK", 2)
+    # The conv kernels work through the batch as many images at a time as fit in CHUNK_BYTES of columns;
+    # with room for 2 images, a batch of 5 takes three chunks, the last one short.
+    shape = conv_kernels.ConvShape(4, 6, (6, 5), (3, 2), (stride, stride), (1, 1), (1, 1), 2)
+    monkeypatch.setattr(conv_kernels, "CHUNK_BYTES", 2 * shape.column_bytes(8))
+    assert conv_kernels.plan(shape, 8, conv_kernels.CHUNK_BYTES).chunk == 2
     check_conv2d(5, 4, (6, 5), 6, (3, 2), True, stride, 1, 1, 2)
 
 

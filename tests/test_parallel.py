@@ -15,6 +15,7 @@ from helpers import Inputs
 
 import tinygrad_cnn.functional as F
 from tinygrad_cnn import Tensor, gradcheck, gradgradcheck, optim, parallel
+from tinygrad_cnn.kernels import parallel as kernel_threads
 from tinygrad_cnn.models import lenet5
 from tinygrad_cnn.rng import manual_seed
 
@@ -68,7 +69,7 @@ def test_conv2d_on_two_threads_matches_one_thread_in_float64(two_threads: None, 
         y.backward(Tensor(np.cos(np.arange(y.data.size)).reshape(y.shape)))
         return y.data, xt.grad.data, wt.grad.data
 
-    assert x[0].size * 40 * w.size > parallel.MIN_PARALLEL_MACS, "big enough to split"
+    assert x[0].size * 40 * w.size > kernel_threads.MIN_PARALLEL_MACS, "big enough to split"
     threaded = run()
     parallel.set_num_threads(1)
     single = run()
@@ -78,15 +79,15 @@ def test_conv2d_on_two_threads_matches_one_thread_in_float64(two_threads: None, 
 
 
 def test_work_really_runs_on_another_thread(two_threads: None) -> None:
-    parts = parallel.batch_parts(64, 64, macs=parallel.MIN_PARALLEL_MACS)
+    parts = kernel_threads.batch_parts(64, 64, macs=kernel_threads.MIN_PARALLEL_MACS)
     assert len(parts) == 2 and parts[0] == slice(0, 32) and parts[1] == slice(32, 64)
-    names = parallel.map_parts(lambda part: threading.current_thread().name, parts)
+    names = kernel_threads.map_parts(lambda part: threading.current_thread().name, parts)
     assert names[0] == threading.current_thread().name
     assert names[1].startswith("tinygrad_cnn")
 
 
 def test_small_kernels_stay_on_the_calling_thread(two_threads: None) -> None:
-    assert parallel.batch_parts(64, 64, macs=parallel.MIN_PARALLEL_MACS - 1) == [slice(0, 64)]
+    assert kernel_threads.batch_parts(64, 64, macs=kernel_threads.MIN_PARALLEL_MACS - 1) == [slice(0, 64)]
 
 
 @pytest.mark.parametrize(("n", "chunk", "threads", "expected"), [
@@ -94,18 +95,18 @@ def test_small_kernels_stay_on_the_calling_thread(two_threads: None) -> None:
     (1, 64, 2, [1]), (0, 64, 2, [0]), (130, 64, 2, [32, 33, 32, 33])])
 def test_batch_parts_cover_the_batch_evenly(monkeypatch: pytest.MonkeyPatch, n: int, chunk: int, threads: int,
                                             expected: list[int]) -> None:
-    monkeypatch.setattr(parallel, "_threads", threads)
-    parts = parallel.batch_parts(n, chunk, macs=parallel.MIN_PARALLEL_MACS)
+    monkeypatch.setattr(kernel_threads, "_threads", threads)
+    parts = kernel_threads.batch_parts(n, chunk, macs=kernel_threads.MIN_PARALLEL_MACS)
     assert [p.stop - p.start for p in parts] == expected
     assert parts[0].start == 0 and parts[-1].stop == n
     assert all(a.stop == b.start for a, b in zip(parts, parts[1:]))
 
 
 def test_gradients_on_two_threads_pass_gradcheck(two_threads: None, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(parallel, "MIN_PARALLEL_MACS", 0)  # split even these small float64 convs
+    monkeypatch.setattr(kernel_threads, "MIN_PARALLEL_MACS", 0)  # split even these small float64 convs
     rng = Inputs(4)
     x, w = Tensor(rng.randn(4, 2, 6, 5), requires_grad=True), Tensor(rng.randn(3, 2, 3, 2), requires_grad=True)
-    assert len(parallel.batch_parts(4, 64, macs=1)) == 2
+    assert len(kernel_threads.batch_parts(4, 64, macs=1)) == 2
     assert gradcheck(lambda a, b: F.conv2d(a, b, padding=1), [x, w])
     assert gradgradcheck(lambda a, b: F.conv2d(a, b, stride=2), [x, w])
 
@@ -121,7 +122,7 @@ def test_an_error_in_a_worker_reaches_the_caller_after_every_part_finished(two_t
 
     parts = [slice(0, 1), slice(1, 2), slice(2, 3), slice(3, 4)]
     with pytest.raises(KeyError, match="caller"):
-        parallel.map_parts(work, parts)
+        kernel_threads.map_parts(work, parts)
     assert sorted(finished) == [2, 3], "the worker's run completed before the error was raised"
 
     def fail_in_worker(part: slice) -> int:
@@ -130,15 +131,15 @@ def test_an_error_in_a_worker_reaches_the_caller_after_every_part_finished(two_t
         return part.start
 
     with pytest.raises(ValueError, match="worker"):
-        parallel.map_parts(fail_in_worker, parts)
+        kernel_threads.map_parts(fail_in_worker, parts)
 
 
 def test_a_worker_that_splits_again_runs_serially_instead_of_deadlocking(two_threads: None) -> None:
     def outer(part: slice) -> list[str]:
-        inner = parallel.batch_parts(64, 64, macs=parallel.MIN_PARALLEL_MACS)
-        return parallel.map_parts(lambda p: threading.current_thread().name, inner)
+        inner = kernel_threads.batch_parts(64, 64, macs=kernel_threads.MIN_PARALLEL_MACS)
+        return kernel_threads.map_parts(lambda p: threading.current_thread().name, inner)
 
-    first, second = parallel.map_parts(outer, [slice(0, 1), slice(1, 2)])
+    first, second = kernel_threads.map_parts(outer, [slice(0, 1), slice(1, 2)])
     assert len(set(second)) == 1 and second[0].startswith("tinygrad_cnn")
     assert len(first) == 2
 

@@ -158,11 +158,11 @@ def test_op_nodes_show_their_attributes_but_not_arrays_or_private_ones() -> None
     (conv,) = [n for n in dot.nodes if dot.lines(n)[0] == "Conv2d"]
     text = " ".join(dot.lines(conv)[1:])
     assert "stride=(2, 2)" in text and "padding=(1, 1)" in text and "groups=1" in text
-    # Conv2dWeightGrad carries the forward's im2col columns as `_cols` (an array): not drawn.
+    # Conv2dWeightGrad's attributes are its geometry alone (no cached arrays).
     (dw,) = tinygrad_cnn.grad(y.sum(), [w], create_graph=True)
     dot = Dot.parse(draw_graph(dw).source)
     (wgrad,) = [n for n in dot.nodes if dot.lines(n)[0] == "Conv2dWeightGrad"]
-    assert "kernel_hw=(3, 3)" in dot.nodes[wgrad]["label"] and "_cols" not in dot.nodes[wgrad]["label"]
+    assert "kernel_hw=(3, 3)" in dot.nodes[wgrad]["label"] and "stride=(2, 2)" in dot.nodes[wgrad]["label"]
 
 
 def test_unnamed_leaves_get_generic_labels_in_order_of_first_appearance() -> None:

@@ -1,113 +1,45 @@
-"""2-D pooling, separable: a pass along each image row (W) and then along each column (H).
+"""2-D pooling as primitives, each forward beside its VJP.
 
-A window's max is the max over its rows of each row's max, and a window's sum is the sum of its row
-sums, so pooling runs as two 1-D stages of KW and then KH strided numpy passes. The first stage is
-the cheap one: its strided slices of a contiguous array read as a single long run; and for 2x2
-pooling, it halves the data before the second stage touches it.
+  y = max_pool2d(x)    y[n, c, i, j] = max of window (i, j) of x[n, c]; the winner (its first maximum,
+                       PyTorch's rule for ties) is recorded for the VJP
+  MaxPoolScatter       the VJP: each window's gradient added at its winner, (N, C, Ho, Wo) -> (N, C, H, W)
+  MaxPoolGather        the scatter's adjoint (and VJP): each window read at its winner; its VJP is
+                       the scatter again, so max pooling has double backward
+  y = avg_pool2d(x)    each window's mean; linear, so AvgPool2d and AvgPoolScatter (its transpose)
+                       are each other's VJPs
 
-Max pool:  y = max_pool2d(x) remembers, per window, the winning row (N, C, Ho, Wo) and, per row
-           segment, the winning column (N, C, Hp, Wo). The first maximum wins each stage (strictly
-           greater replaces), which makes the winner the window's first maximum in row-major order,
-           as in PyTorch. Its VJP scatters the gradient back along both stages (`MaxPoolScatter`); the
-           scatter's VJP is the matching gather (`MaxPoolGather`), whose VJP is the scatter again.
-Avg pool:  linear, so `AvgPool2d` and `AvgPoolScatter` (its transpose) are each other's VJPs.
+The numpy work is `tinygrad_cnn.kernels.pool` (separable passes along W, then H), tested against the
+plain definitions in `kernels.reference`.
 """
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Iterable
-
 import numpy as np
 
 from ..autograd import Context, Function, Tensor
-from .conv import Pair, _pad_hw, conv_out_size
-
-Winners = tuple[np.ndarray, np.ndarray]  # (winning row per window, winning column per row segment)
-
-
-def _offset(axis: int, k: int, stride: int, out_size: int) -> tuple[slice, ...]:
-    """Index of what kernel offset k reads along `axis` (2: H, 3: W) for each of the out_size windows."""
-    return (slice(None),) * axis + (slice(k, k + stride * (out_size - 1) + 1, stride),)
-
-
-def _first_max(candidates: list[np.ndarray], with_index: bool) -> tuple[np.ndarray, np.ndarray | None]:
-    """Elementwise max of same-shape views and, if asked, the index of the first view that holds it."""
-    if len(candidates) == 1:
-        return candidates[0].copy(), np.zeros(candidates[0].shape, np.int8) if with_index else None
-    best = np.maximum(candidates[0], candidates[1])
-    index = None
-    if with_index:
-        index = (candidates[1] > candidates[0]).view(np.int8)  # strict: a tie keeps the earlier offset
-        if len(candidates) > np.iinfo(np.int8).max:
-            index = index.astype(np.int16)
-    for k, candidate in enumerate(candidates[2:], start=2):
-        if with_index:
-            np.putmask(index, candidate > best, k)
-        np.maximum(best, candidate, out=best)
-    return best, index
-
-
-def _gather(src: np.ndarray, weights: Iterable[np.ndarray | None], axis: int, kernel: int, stride: int,
-            out_size: int) -> np.ndarray:
-    """Along `axis`, size -> out_size: the sum over kernel offsets of each window's element times
-    weight_k (None: 1). With one-hot weights, each window's winning element."""
-    total = None
-    for k, weight in zip(range(kernel), weights):
-        term = src[_offset(axis, k, stride, out_size)]
-        if weight is not None:
-            term = term * weight
-        if total is None:
-            total = term.copy() if weight is None else term
-        else:
-            total += term
-    return total
-
-
-def _scatter(src: np.ndarray, weights: Iterable[np.ndarray | None], axis: int, kernel: int, stride: int,
-             size: int) -> np.ndarray:
-    """The transpose of `_gather`: along `axis`, out_size -> size, src * weight_k added into each
-    offset's slice (overlapping windows accumulate)."""
-    out_size = src.shape[axis]
-    disjoint = stride >= kernel
-    # Windows that tile the axis write every element exactly once: no zero fill, no temporaries.
-    tiled = stride == kernel and out_size * stride == size
-    dst = (np.empty if tiled else np.zeros)(src.shape[:axis] + (size,) + src.shape[axis + 1:], dtype=src.dtype)
-    for k, weight in zip(range(kernel), weights):
-        part = dst[_offset(axis, k, stride, out_size)]
-        if disjoint and weight is None:
-            part[...] = src
-        elif disjoint:
-            np.multiply(src, weight, out=part)
-        else:
-            part += src if weight is None else src * weight
-    return dst
-
-
-def _one_hot(winner: np.ndarray, kernel: int) -> Iterable[np.ndarray]:
-    return (winner == k for k in range(kernel))
-
-
-def _pooled_hw(input_hw: Pair, kernel: Pair, stride: Pair, padding: Pair) -> Pair:
-    return tuple(conv_out_size(s, k, st, p, 1) for s, k, st, p in zip(input_hw, kernel, stride, padding))
-
-
-def _crop(xp: np.ndarray, input_hw: Pair, padding: Pair) -> np.ndarray:
-    (ph, pw), (h, w) = padding, input_hw
-    return np.ascontiguousarray(xp[:, :, ph: ph + h, pw: pw + w]) if ph or pw else xp
+from ..kernels import pool as kernels
+from ..kernels.pool import Winners
+from ..kernels.windows import Pair, col2im, out_hw, pad_hw, window_view
 
 
 class MaxPool2d(Function):
     @staticmethod
+    def kinks(x: np.ndarray, attrs: dict, step: float) -> np.ndarray:
+        """Elements within 2 * step of their window's maximum, in windows with more than one of them:
+        a step of at most `step` per element could change which one wins."""
+        kernel, stride, padding = attrs["kernel"], attrs["stride"], attrs["padding"]
+        windows = window_view(pad_hw(x, padding, -np.inf), kernel, stride, (1, 1),
+                              out_hw(x.shape[2:], kernel, stride, padding))     # (N, C, KH, KW, Ho, Wo)
+        close = windows >= windows.max(axis=(2, 3), keepdims=True) - 2 * step
+        tied = close & (close.sum(axis=(2, 3), keepdims=True) > 1)
+        return col2im(tied.astype(x.dtype), x.shape[2:], kernel, stride, padding, (1, 1)) > 0  # (N, C, H, W)
+
+    @staticmethod
     def forward(ctx: Context, x: np.ndarray, kernel: Pair, stride: Pair, padding: Pair) -> np.ndarray:
-        xp = _pad_hw(x, padding, value=-np.inf)                            # (N, C, Hp, Wp)
-        (kh, kw), (sh, sw), (ho, wo) = kernel, stride, _pooled_hw(x.shape[2:], kernel, stride, padding)
-        record = bool(ctx.needs_input_grad)  # inference needs the maxima alone, not the winners
-        row_max, col_winner = _first_max([xp[_offset(3, j, sw, wo)] for j in range(kw)], record)  # (N, C, Hp, Wo)
-        best, row_winner = _first_max([row_max[_offset(2, i, sh, ho)] for i in range(kh)], record)  # (N, C, Ho, Wo)
-        if record:
-            ctx.winners = (row_winner, col_winner)
-        return best
+        # Inference (nothing needs the input's gradient) keeps no winners.
+        y, winners = kernels.max_pool2d(x, kernel, stride, padding, record=bool(ctx.needs_input_grad))
+        ctx.winners = winners                                                   # (N, C, Ho, Wo) and (N, C, Hp, Wo)
+        return y                                                                # (N, C, Ho, Wo)
 
     @staticmethod
     def backward(ctx: Context, grad: Tensor) -> Tensor:
@@ -115,16 +47,12 @@ class MaxPool2d(Function):
 
 
 class MaxPoolScatter(Function):
-    """(N, C, Ho, Wo) -> (N, C, H, W): each window's gradient to its winning row, then to the winning
-    column of that row."""
+    """(N, C, Ho, Wo) -> (N, C, H, W): each window's gradient to its winner."""
 
     @staticmethod
     def forward(ctx: Context, grad: np.ndarray, winners: Winners, input_hw: Pair, kernel: Pair, stride: Pair,
                 padding: Pair) -> np.ndarray:
-        (row_winner, col_winner), (hp, wp) = winners, (input_hw[0] + 2 * padding[0], input_hw[1] + 2 * padding[1])
-        rows = _scatter(grad, _one_hot(row_winner, kernel[0]), 2, kernel[0], stride[0], hp)  # (N, C, Hp, Wo)
-        xp = _scatter(rows, _one_hot(col_winner, kernel[1]), 3, kernel[1], stride[1], wp)     # (N, C, Hp, Wp)
-        return _crop(xp, input_hw, padding)
+        return kernels.max_pool2d_scatter(grad, winners, input_hw, kernel, stride, padding)
 
     @staticmethod
     def backward(ctx: Context, u: Tensor) -> Tensor:
@@ -132,42 +60,23 @@ class MaxPoolScatter(Function):
 
 
 class MaxPoolGather(Function):
-    """(N, C, H, W) -> (N, C, Ho, Wo): read each window at its winner (the scatter's adjoint)."""
+    """(N, C, H, W) -> (N, C, Ho, Wo): each window read at its winner (the scatter's adjoint)."""
 
     @staticmethod
     def forward(ctx: Context, u: np.ndarray, winners: Winners, input_hw: Pair, kernel: Pair, stride: Pair,
                 padding: Pair) -> np.ndarray:
-        (row_winner, col_winner), (ho, wo) = winners, winners[0].shape[2:]
-        up = _pad_hw(u, padding)                                                            # (N, C, Hp, Wp)
-        rows = _gather(up, _one_hot(col_winner, kernel[1]), 3, kernel[1], stride[1], wo)    # (N, C, Hp, Wo)
-        return _gather(rows, _one_hot(row_winner, kernel[0]), 2, kernel[0], stride[0], ho)  # (N, C, Ho, Wo)
+        return kernels.max_pool2d_gather(u, winners, kernel, stride, padding)
 
     @staticmethod
     def backward(ctx: Context, grad: Tensor) -> Tensor:
         return MaxPoolScatter.apply(grad, **ctx.attrs)
 
 
-def _window_sums(xp: np.ndarray, kernel: Pair, stride: Pair, out_hw: Pair) -> np.ndarray:
-    """(N, C, Hp, Wp) -> (N, C, Ho, Wo): the sum of each window, row segments first."""
-    rows = _gather(xp, itertools.repeat(None), 3, kernel[1], stride[1], out_hw[1])        # (N, C, Hp, Wo)
-    return _gather(rows, itertools.repeat(None), 2, kernel[0], stride[0], out_hw[0])
-
-
-def _divisor(input_hw: Pair, kernel: Pair, stride: Pair, padding: Pair, count_include_pad: bool,
-             dtype: np.dtype) -> np.ndarray:
-    """How many elements each window averages: KH*KW, or (Ho, Wo) counts of non-padding elements."""
-    if count_include_pad or padding == (0, 0):
-        return np.asarray(kernel[0] * kernel[1], dtype=dtype)
-    inside = _pad_hw(np.ones((1, 1, *input_hw), dtype=dtype), padding)
-    return _window_sums(inside, kernel, stride, _pooled_hw(input_hw, kernel, stride, padding))[0, 0]
-
-
 class AvgPool2d(Function):
     @staticmethod
     def forward(ctx: Context, x: np.ndarray, kernel: Pair, stride: Pair, padding: Pair,
                 count_include_pad: bool) -> np.ndarray:
-        total = _window_sums(_pad_hw(x, padding), kernel, stride, _pooled_hw(x.shape[2:], kernel, stride, padding))
-        return total / _divisor(x.shape[2:], kernel, stride, padding, count_include_pad, x.dtype)
+        return kernels.avg_pool2d(x, kernel, stride, padding, count_include_pad)  # (N, C, Ho, Wo)
 
     @staticmethod
     def backward(ctx: Context, grad: Tensor) -> Tensor:
@@ -180,10 +89,7 @@ class AvgPoolScatter(Function):
     @staticmethod
     def forward(ctx: Context, grad: np.ndarray, input_hw: Pair, kernel: Pair, stride: Pair, padding: Pair,
                 count_include_pad: bool) -> np.ndarray:
-        share = grad / _divisor(input_hw, kernel, stride, padding, count_include_pad, grad.dtype)
-        hp, wp = input_hw[0] + 2 * padding[0], input_hw[1] + 2 * padding[1]
-        rows = _scatter(share, itertools.repeat(None), 2, kernel[0], stride[0], hp)             # (N, C, Hp, Wo)
-        return _crop(_scatter(rows, itertools.repeat(None), 3, kernel[1], stride[1], wp), input_hw, padding)
+        return kernels.avg_pool2d_scatter(grad, input_hw, kernel, stride, padding, count_include_pad)
 
     @staticmethod
     def backward(ctx: Context, grad: Tensor) -> Tensor:

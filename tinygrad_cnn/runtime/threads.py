@@ -1,14 +1,9 @@
-"""Batch parallelism: the convolutions split their batch over threads.
+"""Threads: how many the kernels split a batch over, and numpy's OpenBLAS threads beside them.
 
-numpy releases the GIL inside its loops and BLAS calls, so threads that work on disjoint slices of a
-batch run on separate cores. Handing work to another thread costs from ~10 us to ~80 us on our
-2-core machine (more, the longer the worker slept: `benchmarks/step_anatomy.py`), so only kernels
-worth hundreds of microseconds split (`MIN_PARALLEL_MACS`).
-
-Off by default: one thread, and numpy's BLAS keeps its own threads. `set_num_threads(n)` turns it on
-and pins OpenBLAS to one thread: BLAS's own threads keep spinning for a while after each call and
-compete with ours (`benchmarks/step_anatomy.py`: with OpenBLAS left on 2 threads, a LeNet step ran
-slower than with no threads at all, in each of three runs). That is a process-wide change, which is
+The splitting itself is `tinygrad_cnn.kernels.parallel` (numpy only); this module owns the process-wide
+side of it. Off by default: one thread, and numpy's BLAS keeps its own threads. `set_num_threads(n)`
+turns it on and pins OpenBLAS to one thread: BLAS's own threads keep spinning for a while after each
+call and compete with ours (docs/performance.md measures it). That is a process-wide change, which is
 why the library never makes it on import; the `tinygrad-cnn` command does.
 """
 
@@ -17,20 +12,14 @@ from __future__ import annotations
 import ctypes
 import functools
 import os
-import threading
-from collections.abc import Callable, Hashable, Sequence
-from concurrent.futures import ThreadPoolExecutor, wait
-from typing import TypeVar
+from collections.abc import Callable, Hashable
 
-P = TypeVar("P")
-T = TypeVar("T")
+from ..kernels import parallel as kernel_threads
+from ..kernels.parallel import even_slices
 
-# Below this many multiply-adds a kernel runs on the calling thread: a hand-off would cost more than it saves.
-MIN_PARALLEL_MACS = 1 << 20
+__all__ = ["available_cores", "blas_description", "even_slices", "get_num_threads", "pin_blas", "set_num_threads",
+           "unpin_blas"]
 
-_state = threading.local()  # .worker is True on the pool's threads: they never hand work on
-_threads = 1
-_pool: ThreadPoolExecutor | None = None
 _blas_threads_before: int | None = None  # OpenBLAS's count before the first pin_blas
 _blas_owners: set[Hashable] = set()
 _pool_owner = object()  # set_num_threads' pin
@@ -51,18 +40,35 @@ def _openblas() -> ctypes.CDLL | None:
     return None
 
 
+# The exported names depend on how OpenBLAS was built: plain, or prefixed and suffixed as in numpy's wheels.
+_NAMINGS = (("openblas_", ""), ("scipy_openblas_", "64_"), ("openblas_", "64_"))
+
+
 @functools.cache  # the loaded library does not change
-def _blas_thread_calls() -> tuple[Callable[[], int], Callable[[int], None]] | None:
+def _openblas_call(name: str, restype: type | None, *argtypes: type) -> Callable | None:
+    """OpenBLAS's function `openblas_<name>` under whichever naming numpy's build uses, or None."""
     lib = _openblas()
-    # The exported names depend on how OpenBLAS was built: plain, or prefixed and suffixed as in numpy's wheels.
-    for get, set_ in (("openblas_get_num_threads", "openblas_set_num_threads"),
-                      ("scipy_openblas_get_num_threads64_", "scipy_openblas_set_num_threads64_"),
-                      ("openblas_get_num_threads64_", "openblas_set_num_threads64_")):
-        if lib is not None and hasattr(lib, get) and hasattr(lib, set_):
-            getter, setter = getattr(lib, get), getattr(lib, set_)
-            getter.restype, setter.argtypes = ctypes.c_int, [ctypes.c_int]
-            return getter, setter
+    for prefix, suffix in _NAMINGS:
+        fn = getattr(lib, prefix + name + suffix, None) if lib is not None else None
+        if fn is not None:
+            fn.restype, fn.argtypes = restype, list(argtypes)
+            return fn
     return None
+
+
+def _blas_thread_calls() -> tuple[Callable[[], int], Callable[[int], None]] | None:
+    getter = _openblas_call("get_num_threads", ctypes.c_int)
+    setter = _openblas_call("set_num_threads", None, ctypes.c_int)
+    return None if getter is None or setter is None else (getter, setter)
+
+
+def blas_description() -> str:
+    """Which BLAS kernel numpy runs here, e.g. "OpenBLAS, SkylakeX kernels, 2 threads" (the
+    OPENBLAS_CORETYPE environment variable changes it), for benchmark headers."""
+    corename, threads = _openblas_call("get_corename", ctypes.c_char_p), _blas_thread_calls()
+    if corename is None or threads is None:
+        return "not an OpenBLAS that we can query"
+    return f"OpenBLAS, {corename().decode()} kernels, {threads[0]()} threads"
 
 
 def pin_blas(owner: Hashable) -> bool:
@@ -94,69 +100,22 @@ def set_num_threads(n: int) -> int:
     is not an OpenBLAS whose thread count we can pin. `n > 1` sets OpenBLAS to one thread for the whole
     process (`pin_blas`); `set_num_threads(1)` gives it back. Like torch.set_num_threads, call it
     between steps, not while another thread is running tinygrad_cnn ops."""
-    global _threads, _pool
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"set_num_threads: expected a positive int, got {n!r}")
-    if _pool is not None:
-        _pool.shutdown(wait=True)
-        _pool = None
+    kernel_threads.set_threads(1)
     if n > 1 and pin_blas(_pool_owner):
-        _pool = ThreadPoolExecutor(n - 1, thread_name_prefix="tinygrad_cnn", initializer=_mark_worker)
+        kernel_threads.set_threads(n)
     else:
         n = 1
         unpin_blas(_pool_owner)
-    _threads = n
     return n
 
 
 def get_num_threads() -> int:
-    return _threads
+    return kernel_threads.get_threads()
 
 
 def available_cores(limit: int = 4) -> int:
     """The cores this process may run on, at most `limit` (more than 2 is untested: our machine has 2)."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     return min(cores, limit)
-
-
-def _mark_worker() -> None:
-    _state.worker = True
-
-
-def _after_fork_in_child() -> None:
-    # A forked child has none of the parent's threads: work handed to the copied pool would never run.
-    global _pool, _threads
-    _pool, _threads = None, 1
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
-
-
-def even_slices(n: int, count: int) -> list[slice]:
-    """range(n) cut into `count` contiguous slices whose sizes differ by at most one."""
-    bounds = [n * i // count for i in range(count + 1)]
-    return [slice(a, b) for a, b in zip(bounds, bounds[1:])]
-
-
-def batch_parts(n: int, chunk: int, macs: int) -> list[slice]:
-    """Split a batch of n into slices of at most `chunk` items, as many per thread, when the kernel's
-    `macs` (multiply-adds for the whole batch) make splitting over threads pay; else chunks only."""
-    threads = _threads if macs >= MIN_PARALLEL_MACS and not getattr(_state, "worker", False) else 1
-    return even_slices(n, max(1, min(n, threads * -(-n // (threads * chunk)))))  # a multiple of the threads
-
-
-def map_parts(fn: Callable[[P], T], parts: Sequence[P]) -> list[T]:
-    """[fn(part) for part in parts], the parts divided between the threads in contiguous runs (the
-    calling thread takes the first run). Every run has finished when this returns or raises."""
-    pool = _pool
-    runs = min(_threads, len(parts))
-    if pool is None or runs < 2 or getattr(_state, "worker", False):
-        return [fn(p) for p in parts]
-    ours, *theirs = even_slices(len(parts), runs)
-    futures = [pool.submit(lambda ps=parts[run]: [fn(p) for p in ps]) for run in theirs]
-    try:
-        results = [fn(p) for p in parts[ours]]
-    finally:
-        wait(futures)  # even if our run raised: theirs write into arrays the caller owns
-    return results + [r for f in futures for r in f.result()]

@@ -1,0 +1,149 @@
+"""Every fast kernel (tinygrad_cnn.kernels.conv / .pool) against the plain reference kernel, in float64.
+
+The fast kernels chunk the batch, pick a column layout and an input-gradient method per layer shape
+(`kernels.conv.plan`), and split chunks over threads; whatever they pick, they must compute the
+reference's numbers. Each case forces every choice the plan could make.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+
+from tinygrad_cnn.kernels import conv, parallel, pool, reference
+
+TOL = {"rtol": 1e-12, "atol": 1e-12}
+
+# (N, C, H, W), (O, C/G, KH, KW), stride, padding, dilation, groups
+CONV_CASES = [
+    ((3, 4, 9, 8), (6, 4, 3, 3), (1, 1), (1, 1), (1, 1), 1),      # 3x3 pad 1 (VGG)
+    ((2, 3, 10, 9), (5, 3, 5, 5), (1, 1), (0, 0), (1, 1), 1),     # 5x5 (LeNet)
+    ((3, 6, 7, 7), (4, 6, 1, 1), (1, 1), (0, 0), (1, 1), 1),      # 1x1: the columns are the input
+    ((2, 6, 9, 7), (6, 3, 3, 2), (2, 1), (1, 2), (2, 1), 2),      # grouped, strided, dilated, padded
+    ((2, 4, 8, 8), (8, 4, 1, 1), (2, 2), (0, 0), (1, 1), 1),      # 1x1 stride 2
+    ((2, 4, 7, 9), (4, 2, 3, 3), (1, 1), (2, 1), (1, 2), 2),      # stride 1, dilated, uneven padding
+]
+
+
+def ids(case: tuple) -> str:
+    x, w, s, p, d, g = case
+    return f"x{x}-w{w}-s{s}-p{p}-d{d}-g{g}".replace(" ", "")
+
+
+@pytest.fixture(params=[("per_image", "flat_shift"), ("per_image", "col2im"), ("batched", "flat_shift"),
+                        ("batched", "col2im")], ids=lambda p: "-".join(p))
+def forced_plan(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Every layer takes this layout and input-gradient method, in chunks of 2 images."""
+    layout, input_grad = request.param
+
+    def forced(shape: conv.ConvShape, itemsize: int, chunk_bytes: int) -> conv.ConvPlan:
+        method = input_grad if shape.stride == (1, 1) else "col2im"  # flat shifts need stride 1
+        return conv.ConvPlan(layout, 2, method)
+
+    monkeypatch.setattr(conv, "plan", forced)
+    yield
+
+
+def arrays(case: tuple, seed: int = 0) -> tuple[np.ndarray, ...]:
+    x_shape, w_shape, stride, padding, dilation, groups = case
+    rng = np.random.default_rng(seed)
+    x, w, b = rng.standard_normal(x_shape), rng.standard_normal(w_shape), rng.standard_normal(w_shape[0])
+    y = reference.conv2d(x, w, b, stride, padding, dilation, groups)
+    return x, w, b, rng.standard_normal(y.shape)
+
+
+@pytest.mark.parametrize("case", CONV_CASES, ids=ids)
+def test_conv_kernels_match_the_reference(case: tuple, forced_plan: None) -> None:
+    x, w, b, g = arrays(case)
+    params = case[2:]
+    np.testing.assert_allclose(conv.conv2d(x, w, b, *params), reference.conv2d(x, w, b, *params), **TOL)
+    np.testing.assert_allclose(conv.conv2d(x, w, None, *params), reference.conv2d(x, w, None, *params), **TOL)
+    np.testing.assert_allclose(conv.conv2d_input_grad(g, w, x.shape[2:], *params),
+                               reference.conv2d_input_grad(g, w, x.shape[2:], *params), **TOL)
+    np.testing.assert_allclose(conv.conv2d_weight_grad(x, g, w.shape[2:], *params),
+                               reference.conv2d_weight_grad(x, g, w.shape[2:], *params), **TOL)
+
+
+@pytest.mark.parametrize("case", CONV_CASES[:2], ids=ids)
+def test_conv_kernels_match_the_reference_on_two_threads(case: tuple, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(parallel, "MIN_PARALLEL_MACS", 0)
+    parallel.set_threads(2)
+    try:
+        x, w, b, g = arrays(case, seed=1)
+        params = case[2:]
+        np.testing.assert_allclose(conv.conv2d(x, w, b, *params), reference.conv2d(x, w, b, *params), **TOL)
+        np.testing.assert_allclose(conv.conv2d_input_grad(g, w, x.shape[2:], *params),
+                                   reference.conv2d_input_grad(g, w, x.shape[2:], *params), **TOL)
+        np.testing.assert_allclose(conv.conv2d_weight_grad(x, g, w.shape[2:], *params),
+                                   reference.conv2d_weight_grad(x, g, w.shape[2:], *params), **TOL)
+    finally:
+        parallel.set_threads(1)
+
+
+def test_the_reference_is_the_definition() -> None:
+    """reference.conv2d against the sum written out pixel by pixel; its two adjoints by <g, conv(x, w)>."""
+    x, w, b, g = arrays(CONV_CASES[3])
+    stride, padding, dilation, groups = CONV_CASES[3][2:]
+    y = reference.conv2d(x, w, b, stride, padding, dilation, groups)
+    xp = np.pad(x, ((0, 0), (0, 0), (padding[0],) * 2, (padding[1],) * 2))
+    og, cg = w.shape[0] // groups, w.shape[1]
+    for n, o, i, j in itertools.product(range(y.shape[0]), range(y.shape[1]), range(y.shape[2]), range(y.shape[3])):
+        c0 = o // og * cg
+        window = xp[n, c0:c0 + cg, i * stride[0]: i * stride[0] + dilation[0] * (w.shape[2] - 1) + 1: dilation[0],
+                    j * stride[1]: j * stride[1] + dilation[1] * (w.shape[3] - 1) + 1: dilation[1]]
+        assert y[n, o, i, j] == pytest.approx(np.sum(window * w[o]) + b[o], rel=1e-12)
+    inner = np.sum(g * reference.conv2d(x, w, None, stride, padding, dilation, groups))
+    assert np.sum(reference.conv2d_input_grad(g, w, x.shape[2:], stride, padding, dilation, groups) * x) == \
+        pytest.approx(inner, rel=1e-12)
+    assert np.sum(reference.conv2d_weight_grad(x, g, w.shape[2:], stride, padding, dilation, groups) * w) == \
+        pytest.approx(inner, rel=1e-12)
+
+
+def test_plan_is_chosen_once_per_layer_shape() -> None:
+    shape = conv.ConvShape(32, 32, (32, 32), (3, 3), (1, 1), (1, 1), (1, 1), 1)
+    first = conv.plan(shape, 4, conv.CHUNK_BYTES)
+    assert conv.plan(shape, 4, conv.CHUNK_BYTES) is first
+    assert first.input_grad == "flat_shift" and first.chunk >= 1
+    assert first.chunk * shape.column_bytes(4) <= conv.CHUNK_BYTES
+    assert conv.plan(conv.ConvShape(32, 64, (8, 8), (1, 1), (1, 1), (0, 0), (1, 1), 1), 4,
+                     conv.CHUNK_BYTES).layout == "per_image"
+
+
+# (N, C, H, W), kernel, stride, padding
+POOL_CASES = [((2, 3, 8, 8), (2, 2), (2, 2), (0, 0)), ((2, 2, 7, 9), (3, 2), (2, 1), (1, 1)),
+              ((1, 2, 9, 8), (3, 3), (1, 1), (1, 0)), ((2, 2, 6, 7), (1, 3), (2, 3), (0, 1))]
+
+
+@pytest.mark.parametrize("case", POOL_CASES, ids=str)
+@pytest.mark.parametrize("ties", [False, True], ids=["distinct", "ties"])
+def test_max_pool_kernels_match_the_reference(case: tuple, ties: bool) -> None:
+    shape, kernel, stride, padding = case
+    rng = np.random.default_rng(2)
+    x = rng.integers(0, 3, shape).astype(np.float64) if ties else rng.standard_normal(shape)
+    y, winners = pool.max_pool2d(x, kernel, stride, padding)
+    y_ref, winner_ref = reference.max_pool2d(x, kernel, stride, padding)
+    np.testing.assert_array_equal(y, y_ref)
+    assert pool.max_pool2d(x, kernel, stride, padding, record=False)[1] is None
+    g, u = rng.standard_normal(y.shape), rng.standard_normal(x.shape)
+    np.testing.assert_allclose(pool.max_pool2d_scatter(g, winners, shape[2:], kernel, stride, padding),
+                               reference.max_pool2d_scatter(g, winner_ref, shape[2:], kernel, stride, padding),
+                               **TOL)  # overlapping windows add in another order
+    np.testing.assert_array_equal(pool.max_pool2d_gather(u, winners, kernel, stride, padding),
+                                  reference.max_pool2d_gather(u, winner_ref, kernel, stride, padding))
+
+
+@pytest.mark.parametrize("case", POOL_CASES, ids=str)
+@pytest.mark.parametrize("count_include_pad", [True, False])
+def test_avg_pool_kernels_match_the_reference(case: tuple, count_include_pad: bool) -> None:
+    shape, kernel, stride, padding = case
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal(shape)
+    y = pool.avg_pool2d(x, kernel, stride, padding, count_include_pad)
+    np.testing.assert_allclose(y, reference.avg_pool2d(x, kernel, stride, padding, count_include_pad), **TOL)
+    g = rng.standard_normal(y.shape)
+    np.testing.assert_allclose(pool.avg_pool2d_scatter(g, shape[2:], kernel, stride, padding, count_include_pad),
+                               reference.avg_pool2d_scatter(g, shape[2:], kernel, stride, padding, count_include_pad),
+                               **TOL)

@@ -1,0 +1,205 @@
+"""Fast convolution kernels: the reference kernels' results, computed in cache-sized chunks of the batch.
+
+Every kernel works through the batch a chunk of images at a time (the chunk's columns stay in cache
+while the GEMM reads them) and hands the chunks to the threads of `parallel`. How each layer shape is
+computed is decided once, in `plan`, and cached, as cuDNN's heuristics do:
+
+- layout "per_image": columns (B, G, CKK, P) and one batched GEMM per image, whose output lands in
+  NCHW as it is; for 1x1 convolutions with stride 1 and no padding the columns are the input itself.
+- layout "batched": columns (G, CKK, B*P) and one GEMM per chunk, a better shape when O is small; its
+  (G, O/G, B, P) output is transposed into NCHW once, with the bias added in the same pass.
+- input gradient "flat_shift" (stride 1): the transposed convolution as KH row-shifted adds of one
+  GEMM over KW column-shifted copies of g, with no col2im; else "col2im".
+
+Shapes: B images in a chunk, P = Ho * Wo, CKK = C/G * KH * KW.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import parallel
+from .windows import Pair, col2im, crop_hw, out_hw, pad_hw, window_view
+
+# A chunk's columns are kept under this many bytes, so that they are still in the core's cache when the
+# GEMM reads them (this machine: 2 MiB of L2 per core).
+CHUNK_BYTES = 2 << 20
+
+
+@dataclass(frozen=True)
+class ConvShape:
+    """A convolution layer's geometry, the key of the plan cache."""
+
+    channels: int
+    out_channels: int
+    input_hw: Pair
+    kernel: Pair
+    stride: Pair
+    padding: Pair
+    dilation: Pair
+    groups: int
+
+    @property
+    def out_hw(self) -> Pair:
+        return out_hw(self.input_hw, self.kernel, self.stride, self.padding, self.dilation)
+
+    @property
+    def ckk(self) -> int:
+        return self.channels // self.groups * self.kernel[0] * self.kernel[1]
+
+    @property
+    def pixels(self) -> int:
+        return self.out_hw[0] * self.out_hw[1]
+
+    def column_bytes(self, itemsize: int) -> int:
+        """The size of one image's im2col columns."""
+        return self.groups * self.ckk * self.pixels * itemsize
+
+    @property
+    def pointwise(self) -> bool:
+        """1x1, stride 1, no padding: the columns are the input itself."""
+        return self.kernel == (1, 1) and self.stride == (1, 1) and self.padding == (0, 0)
+
+
+@dataclass(frozen=True)
+class ConvPlan:
+    layout: str         # "per_image" or "batched" (see the module docstring)
+    chunk: int          # images per chunk
+    input_grad: str     # "flat_shift" or "col2im"
+
+
+@functools.cache
+def plan(shape: ConvShape, itemsize: int, chunk_bytes: int) -> ConvPlan:
+    """How to compute a layer of this shape: the one place where kernels are chosen."""
+    layout = "per_image" if shape.pointwise else "batched"
+    chunk = max(1, chunk_bytes // shape.column_bytes(itemsize))
+    input_grad = "flat_shift" if shape.stride == (1, 1) and not shape.pointwise else "col2im"
+    return ConvPlan(layout, chunk, input_grad)
+
+
+def _plan_and_parts(shape: ConvShape, n: int, dtype: np.dtype) -> tuple[ConvPlan, list[slice]]:
+    p = plan(shape, np.dtype(dtype).itemsize, CHUNK_BYTES)
+    macs = n * shape.out_channels * shape.pixels * shape.ckk
+    return p, parallel.batch_parts(n, p.chunk, macs)
+
+
+def _columns(x: np.ndarray, s: ConvShape, layout: str) -> np.ndarray:
+    """A chunk's input windows, (B, C, H, W) -> (B, G, CKK, P) "per_image" or (G, CKK, B*P) "batched"."""
+    b = x.shape[0]
+    windows = window_view(pad_hw(x, s.padding), s.kernel, s.stride, s.dilation, s.out_hw)  # (B, C, KH, KW, Ho, Wo)
+    if layout == "per_image":
+        return windows.reshape(b, s.groups, s.ckk, s.pixels)          # a view when pointwise, else a copy
+    cols = np.empty((s.channels, *s.kernel, b, *s.out_hw), dtype=x.dtype)   # (C, KH, KW, B, Ho, Wo)
+    np.copyto(cols, windows.transpose(1, 2, 3, 0, 4, 5))
+    return cols.reshape(s.groups, s.ckk, b * s.pixels)
+
+
+def _shape(x_or_dx_shape: tuple[int, ...], w: np.ndarray, stride: Pair, padding: Pair, dilation: Pair,
+           groups: int) -> ConvShape:
+    return ConvShape(x_or_dx_shape[1], w.shape[0], tuple(x_or_dx_shape[2:]), tuple(w.shape[2:]), stride, padding,
+                     dilation, groups)
+
+
+def conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: Pair, padding: Pair, dilation: Pair,
+           groups: int) -> np.ndarray:
+    """reference.conv2d: (N, C, H, W), (O, C/G, KH, KW), (O,) -> (N, O, Ho, Wo)"""
+    s = _shape(x.shape, w, stride, padding, dilation, groups)
+    n, o, og = x.shape[0], s.out_channels, s.out_channels // groups
+    dtype = np.result_type(x, w) if b is None else np.result_type(x, w, b)  # as a separate y + b would give
+    y = np.empty((n, o, *s.out_hw), dtype=dtype)                           # (N, O, Ho, Wo)
+    w_mat = w.reshape(groups, og, s.ckk)                                    # (G, O/G, CKK)
+    b_col = None if b is None else b.reshape(groups, og, 1)                # (G, O/G, 1)
+    p, parts = _plan_and_parts(s, n, dtype)
+
+    def chunk(part: slice) -> None:
+        cols = _columns(x[part], s, p.layout)
+        y_b = y[part].reshape(-1, groups, og, s.pixels)                     # a view of y: (B, G, O/G, P)
+        if p.layout == "per_image":
+            np.matmul(w_mat, cols, out=y_b)                                 # (B, G, O/G, P)
+            if b_col is not None:
+                y_b += b_col
+        else:
+            prod = np.matmul(w_mat, cols).reshape(groups, og, -1, s.pixels).transpose(2, 0, 1, 3)  # (B, G, O/G, P)
+            if b_col is None:
+                np.copyto(y_b, prod)
+            else:
+                np.add(prod, b_col, out=y_b)                                # the bias in the same pass
+
+    parallel.map_parts(chunk, parts)
+    return y
+
+
+def conv2d_weight_grad(x: np.ndarray, g: np.ndarray, kernel_hw: Pair, stride: Pair, padding: Pair,
+                       dilation: Pair, groups: int) -> np.ndarray:
+    """reference.conv2d_weight_grad: (N, C, H, W), (N, O, Ho, Wo) -> (O, C/G, KH, KW)"""
+    n, o = g.shape[:2]
+    s = ConvShape(x.shape[1], o, tuple(x.shape[2:]), tuple(kernel_hw), stride, padding, dilation, groups)
+    og = o // groups
+    p, parts = _plan_and_parts(s, n, np.result_type(x, g))
+
+    def chunk(part: slice) -> np.ndarray:
+        cols = _columns(x[part], s, p.layout)
+        g_b = g[part].reshape(-1, groups, og, s.pixels)                     # (B, G, O/G, P)
+        if p.layout == "per_image":
+            return np.matmul(g_b, cols.transpose(0, 1, 3, 2)).sum(axis=0)   # (B, G, O/G, CKK) -> (G, O/G, CKK)
+        g_t = np.ascontiguousarray(g_b.transpose(1, 2, 0, 3)).reshape(groups, og, -1)  # (G, O/G, B*P)
+        return np.matmul(g_t, cols.transpose(0, 2, 1))                      # (G, O/G, CKK)
+
+    dws = parallel.map_parts(chunk, parts)
+    return sum(dws[1:], dws[0]).reshape(o, s.channels // groups, *s.kernel)  # (O, C/G, KH, KW)
+
+
+def conv2d_input_grad(g: np.ndarray, w: np.ndarray, input_hw: Pair, stride: Pair, padding: Pair, dilation: Pair,
+                      groups: int) -> np.ndarray:
+    """reference.conv2d_input_grad: (N, O, Ho, Wo), (O, C/G, KH, KW) -> (N, C, H, W)"""
+    n = g.shape[0]
+    s = _shape((n, w.shape[1] * groups, *input_hw), w, stride, padding, dilation, groups)
+    dx = np.empty((n, s.channels, *input_hw), dtype=np.result_type(g, w))  # (N, C, H, W)
+    p, parts = _plan_and_parts(s, n, dx.dtype)
+    kernel = _input_grad_flat_shift if p.input_grad == "flat_shift" else _input_grad_col2im
+
+    def chunk(part: slice) -> None:
+        dx[part] = kernel(g[part], w, s)
+
+    parallel.map_parts(chunk, parts)
+    return dx
+
+
+def _input_grad_col2im(g: np.ndarray, w: np.ndarray, s: ConvShape) -> np.ndarray:
+    """(B, O, Ho, Wo) -> (B, C, H, W): the gradient of every column, W^T g, added back by col2im."""
+    b, o = g.shape[:2]
+    w_t = w.reshape(s.groups, o // s.groups, s.ckk).transpose(0, 2, 1)    # (G, CKK, O/G)
+    cols = np.matmul(w_t, g.reshape(b, s.groups, o // s.groups, s.pixels))  # (B, G, CKK, P)
+    if s.pointwise:
+        return cols.reshape(b, s.channels, *s.input_hw)                     # each column is one input pixel
+    cols = cols.reshape(b, s.channels, *s.kernel, *s.out_hw)                # (B, C, KH, KW, Ho, Wo)
+    return col2im(cols, s.input_hw, s.kernel, s.stride, s.padding, s.dilation)
+
+
+def _input_grad_flat_shift(g: np.ndarray, w: np.ndarray, s: ConvShape) -> np.ndarray:
+    """col2im for stride 1 with flat shifts. Widen each row of g to the padded input width Wp and
+    flatten it: kernel offset (i, j) then adds w[:, :, i, j]^T @ g to the flattened padded input at a
+    shift of i*dh*Wp + j*dw, one contiguous run. The widened columns are zero, so nothing they carry
+    past a row's end is wrong. The KW column shifts go into the GEMM's operand (KW shifted copies of g),
+    leaving KH row-shifted adds of a (C*KH)-row product instead of KH*KW adds of a (C*KH*KW)-row one."""
+    n, o, ho, wo = g.shape
+    groups, (kh, kw), (dh, dw) = s.groups, s.kernel, s.dilation
+    c_g, o_g = s.channels // groups, o // groups
+    hp, wp = s.input_hw[0] + 2 * s.padding[0], s.input_hw[1] + 2 * s.padding[1]
+    span = ho * wp + (kw - 1) * dw                 # a widened, flattened g with room for the largest shift
+    shifted = np.zeros((n, groups, o_g, kw, span), dtype=g.dtype)          # (B, G, O/G, KW, span)
+    shifted[:, :, :, 0, :ho * wp].reshape(n, groups, o_g, ho, wp)[..., :wo] = g.reshape(n, groups, o_g, ho, wo)
+    for j in range(1, kw):
+        shifted[:, :, :, j, j * dw:j * dw + ho * wp] = shifted[:, :, :, 0, :ho * wp]
+    w_rows = (w.reshape(groups, o_g, c_g, kh, kw).transpose(0, 2, 3, 1, 4)
+              .reshape(groups, c_g * kh, o_g * kw))                        # (G, C/G*KH, O/G*KW)
+    rows = np.matmul(w_rows, shifted.reshape(n, groups, o_g * kw, span))  # (B, G, C/G*KH, span)
+    rows = rows.reshape(n, s.channels, kh, span)                           # (B, C, KH, span)
+    flat = np.zeros((n, s.channels, (kh - 1) * dh * wp + span), dtype=g.dtype)  # >= Hp*Wp: room for overhang
+    for i in range(kh):
+        flat[:, :, i * dh * wp:i * dh * wp + span] += rows[:, :, i]
+    xp = flat[:, :, :hp * wp].reshape(n, s.channels, hp, wp)               # (B, C, Hp, Wp)
+    return crop_hw(xp, s.input_hw, s.padding)                              # (B, C, H, W) view
