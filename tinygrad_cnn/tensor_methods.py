@@ -15,23 +15,92 @@ from typing import Any
 import numpy as np
 
 from . import ops
-from .autograd import Function, Tensor
+from .autograd import Config, Function, Tensor
+
+
+# ---- the operators: PyTorch's type promotion, comparisons, in-place updates ------------------------------
+_CATEGORY = {"b": 0, "u": 1, "i": 1, "f": 2}  # bool < integer < floating point, as in PyTorch
+
+
+def result_type(a: Tensor, b: Any) -> np.dtype:
+    """The dtype of a binary op's result by PyTorch's rules, which differ from numpy's: a Python number
+    or a 0-d tensor only raises the category (int tensor * 0.5 -> float32, not float64), and across
+    categories the higher one's dtype wins (int64 + float32 -> float32)."""
+    da = a._data.dtype
+    if isinstance(b, (bool, int, float, np.bool_, np.number)) and not isinstance(b, Tensor):
+        kind = "b" if isinstance(b, (bool, np.bool_)) else "f" if isinstance(b, (float, np.floating)) else "i"
+        if _CATEGORY[kind] <= _CATEGORY[da.kind]:
+            return da
+        return np.dtype(np.float32) if kind == "f" else np.dtype(np.int64)
+    db = b._data.dtype
+    if da == db:
+        return da
+    ca, cb = _CATEGORY[da.kind], _CATEGORY[db.kind]
+    if (a.ndim == 0) != (b.ndim == 0):  # a 0-d tensor counts only when it raises the category
+        dim, zero = (a, b) if b.ndim == 0 else (b, a)
+        return zero.dtype if _CATEGORY[zero.dtype.kind] > _CATEGORY[dim.dtype.kind] else dim.dtype
+    if ca != cb:
+        return da if ca > cb else db
+    return np.promote_types(da, db)
 
 
 def lift(like: Tensor, other: Any) -> Tensor:
-    """`other` as a Tensor for a binary op with `like`: a Python scalar takes a float tensor's dtype."""
+    """`other` as a Tensor for a binary op with `like`: a Python number takes the result's dtype."""
     if isinstance(other, Tensor):
         return other
-    dtype = like._data.dtype
-    if isinstance(other, (int, float)) and dtype.kind == "f":
-        return Tensor._make(np.array(other, dtype=dtype))  # a scalar keeps our precision
+    if isinstance(other, (bool, int, float, np.bool_, np.number)):
+        return Tensor._make(np.array(other, dtype=result_type(like, other)))
     return Tensor(other)
 
 
+def _operands(a: Tensor, b: Any, true_divide: bool = False) -> tuple[Tensor, Tensor]:
+    """Both operands as Tensors of the result dtype (a Cast is recorded where one differs)."""
+    if isinstance(b, Tensor) and a._data.dtype == b._data.dtype and not (true_divide and a.dtype.kind != "f"):
+        return a, b  # the common case, first
+    number = isinstance(b, (bool, int, float, np.bool_, np.number))
+    dtype = result_type(a, b if number else lift(a, b))
+    if true_divide and dtype.kind != "f":
+        dtype = np.dtype(np.float32)  # int / int is a float division, as in PyTorch
+    return a.astype(dtype), lift(a, b).astype(dtype)
+
+
 def _binary(op: type[Function], reflected: bool = False) -> Callable[[Tensor, Any], Tensor]:
+    true_divide = op is ops.Div
     if reflected:
-        return lambda self, other: op.apply(lift(self, other), self)
-    return lambda self, other: op.apply(self, lift(self, other))
+        return lambda self, other: op.apply(*reversed(_operands(self, other, true_divide)))
+    return lambda self, other: op.apply(*_operands(self, other, true_divide))
+
+
+def _comparison(compare: np.ufunc) -> Callable[[Tensor, Any], Tensor]:
+    """An elementwise comparison: a bool Tensor, outside the graph (it has no gradient)."""
+    def method(self: Tensor, other: Any) -> Tensor:
+        other = other._data if isinstance(other, Tensor) else np.asarray(other)
+        try:
+            return Tensor._make(np.asarray(compare(self._data, other)))
+        except ValueError as e:
+            raise ValueError(f"{compare.__name__}: shapes {self.shape} and {other.shape} do not broadcast "
+                             f"({e})") from None
+    return method
+
+
+def _in_place(update: np.ufunc, symbol: str) -> Callable[[Tensor, Any], Tensor]:
+    """`t op= other`: changes t's array in place and bumps its version, as PyTorch does, so a backward
+    that saved t refuses the stale value. A leaf that requires grad may only change under no_grad()."""
+    def method(self: Tensor, other: Any) -> Tensor:
+        if Config.enable_grad and self.requires_grad:
+            what = "a leaf tensor that requires grad" if self._ctx is None else "a tensor recorded in a graph"
+            raise RuntimeError(f"{symbol}: cannot update {what} (shape {self.shape}) in place while grad mode is on: "
+                               f"wrap a parameter update in `with tinygrad_cnn.no_grad():`, or write x = x {symbol[0]} y "
+                               "to record the op")
+        value = other._data if isinstance(other, Tensor) else np.asarray(other)
+        try:
+            update(self._data, value, out=self._data, casting="same_kind")
+        except (TypeError, ValueError) as e:  # numpy's casting error is a TypeError
+            raise (TypeError if isinstance(e, TypeError) else ValueError)(f"{symbol}: cannot update a {self.dtype} tensor of shape {self.shape} in place with a "
+                          f"{value.dtype} value of shape {value.shape} ({e})") from None
+        self._bump_version()
+        return self
+    return method
 
 
 class TensorMethods:
@@ -122,13 +191,28 @@ class TensorMethods:
 
 
     def __pow__(self, exponent: Any) -> Tensor:
-        if isinstance(exponent, (int, float)):
-            return ops.Pow.apply(self, exponent=exponent)
-        return (lift(self, exponent) * self.log()).exp()  # x**y = exp(y log x), for x > 0
+        if isinstance(exponent, (int, float, np.number)) and not isinstance(exponent, (bool, np.bool_)):
+            x = self if self.dtype.kind == "f" or float(exponent).is_integer() else self.float()
+            return ops.Pow.apply(x, exponent=exponent.item() if isinstance(exponent, np.number) else exponent)
+        return ops.TensorPow.apply(*_operands(self, exponent))
 
 
     def __rpow__(self, base: Any) -> Tensor:
-        return (self * lift(self, base).log()).exp()
+        return ops.TensorPow.apply(*reversed(_operands(self, base)))
+
+
+    def __bool__(self) -> bool:
+        if self._data.size != 1:
+            raise RuntimeError(f"bool: the truth value of a tensor with {self._data.size} elements (shape "
+                               f"{self.shape}) is ambiguous; use .any() or .all()")
+        return bool(self._data.item())
+
+
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
+        return self._data if dtype is None else self._data.astype(dtype, copy=False)
+
+
+    __hash__ = object.__hash__  # identity, as in PyTorch: == compares elementwise
 
 
     def __getitem__(self, index: Any) -> Tensor:
@@ -222,6 +306,9 @@ class TensorMethods:
         a, b = self, lift(self, other)
         if a.ndim == 0 or b.ndim == 0:
             raise ValueError(f"matmul: operands must be at least 1-D, got shapes {a.shape} and {b.shape}")
+        if a.dtype != b.dtype:  # as PyTorch: silently promoting would run a float32 model in float64, ~2x slower
+            raise TypeError(f"matmul: operands of shapes {a.shape} and {b.shape} have different dtypes {a.dtype} "
+                            f"and {b.dtype}; convert one (e.g. a float64 input to a float32 model: x.float())")
         if a.shape[-1] != b.shape[-2 if b.ndim > 1 else 0]:
             raise ValueError(f"matmul: shapes {a.shape} and {b.shape} do not align: the last dimension of the "
                              f"first ({a.shape[-1]}) must equal the {'second-to-last' if b.ndim > 1 else 'only'} "
@@ -302,9 +389,14 @@ def _attach(methods: type) -> None:
     for name, value in vars(methods).items():
         if name not in ("__module__", "__qualname__", "__doc__", "__dict__", "__weakref__"):
             setattr(Tensor, name, value)
-    for name, op in (("add", ops.Add), ("sub", ops.Sub), ("mul", ops.Mul), ("truediv", ops.Div)):
+    for name, op, update, symbol in (("add", ops.Add, np.add, "+="), ("sub", ops.Sub, np.subtract, "-="),
+                                     ("mul", ops.Mul, np.multiply, "*="), ("truediv", ops.Div, np.true_divide, "/=")):
         setattr(Tensor, f"__{name}__", _binary(op))
         setattr(Tensor, f"__r{name}__", _binary(op, reflected=True))
+        setattr(Tensor, f"__i{name}__", _in_place(update, symbol))
+    for name, compare in (("eq", np.equal), ("ne", np.not_equal), ("lt", np.less), ("le", np.less_equal),
+                          ("gt", np.greater), ("ge", np.greater_equal)):
+        setattr(Tensor, f"__{name}__", _comparison(compare))
 
 
 _attach(TensorMethods)

@@ -1,11 +1,12 @@
 """The primitive ops: the only functions with hand-written VJPs. Everything else is composed of them."""
 
-from .arithmetic import Add, Cast, Div, Exp, Expand, Log, MatMul, Max, Mul, Neg, Pow, Relu, Sub, Sum, unbroadcast
+from .arithmetic import (Add, Cast, Div, Exp, Expand, Log, MatMul, Max, Mul, Neg, Pow, Relu, Sub, Sum, TensorPow,
+                         unbroadcast)
 from .conv import Conv2d, Conv2dInputGrad, Conv2dWeightGrad
 from .movement import Getitem, IndexAdd, Pad, Permute, Reshape
 from .pool import AvgPool2d, AvgPoolScatter, MaxPool2d, MaxPoolGather, MaxPoolScatter
 
-PRIMITIVES = (Add, Sub, Neg, Mul, Div, Pow, Exp, Log, Relu, Sum, Expand, Max, MatMul, Cast,
+PRIMITIVES = (Add, Sub, Neg, Mul, Div, Pow, TensorPow, Exp, Log, Relu, Sum, Expand, Max, MatMul, Cast,
               Reshape, Permute, Getitem, IndexAdd, Pad,
               Conv2d, Conv2dInputGrad, Conv2dWeightGrad,
               MaxPool2d, MaxPoolScatter, MaxPoolGather, AvgPool2d, AvgPoolScatter)

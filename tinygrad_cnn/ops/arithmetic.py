@@ -75,19 +75,20 @@ class Mul(Function):
 class Div(Function):
     @staticmethod
     def forward(ctx: Context, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        ctx.save_for_backward(a, b)
-        return a / b
+        y = a / b
+        ctx.save_for_backward(b, y)
+        return y
 
     @staticmethod
     def backward(ctx: Context, grad: Tensor) -> tuple[Tensor | None, Tensor | None]:
-        a, b = ctx.saved_tensors
-        # d(a/b)/da = 1/b,  d(a/b)/db = -a/b^2
-        return (unbroadcast(grad / b, a.shape) if ctx.needs_input_grad[0] else None,
-                unbroadcast(-grad * a / (b * b), b.shape) if ctx.needs_input_grad[1] else None)
+        b, y = ctx.saved_tensors
+        # d(a/b)/db = -a/b^2, computed as -(a/b)/b: b*b overflows (or underflows) in float32 long before a/b does
+        return (unbroadcast(grad / b, ctx.inputs[0].shape) if ctx.needs_input_grad[0] else None,
+                unbroadcast(-(grad * y) / b, b.shape) if ctx.needs_input_grad[1] else None)
 
 
 class Pow(Function):
-    """x ** c for a constant exponent c (a Tensor exponent goes through exp and log)."""
+    """x ** c for a constant exponent c (a Tensor exponent is `TensorPow`)."""
 
     @staticmethod
     def forward(ctx: Context, x: np.ndarray, exponent: float) -> np.ndarray:
@@ -99,7 +100,31 @@ class Pow(Function):
     def backward(ctx: Context, grad: Tensor) -> Tensor:
         (x,) = ctx.saved_tensors
         c = ctx.attrs["exponent"]
+        if c == 0:  # constant: zero, also at x = 0 where c * x**(c-1) would be 0 * inf
+            return Tensor._make(np.zeros(x.shape, dtype=grad.dtype))
         return grad * c * x ** (c - 1) if c != 1 else grad
+
+
+class TensorPow(Function):
+    """a ** b elementwise, both tensors (broadcast)."""
+
+    @staticmethod
+    def forward(ctx: Context, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        y = a ** b
+        ctx.save_for_backward(a, b, y)
+        return y
+
+    @staticmethod
+    def backward(ctx: Context, grad: Tensor) -> tuple[Tensor | None, Tensor | None]:
+        a, b, y = ctx.saved_tensors
+        ga = gb = None
+        if ctx.needs_input_grad[0]:  # b a^(b-1), taken as 0 where b = 0 (as PyTorch): 0^-1 would give 0 * inf
+            one_where_0_0 = Tensor._make(((b.data == 0) & (a.data == 0)).astype(a.dtype))
+            ga = unbroadcast(grad * b * TensorPow.apply(a + one_where_0_0, b - 1), a.shape)
+        if ctx.needs_input_grad[1]:  # a^b log a, taken as 0 where a = 0 and b >= 0 (as PyTorch)
+            one_where_0 = Tensor._make(((a.data == 0) & (b.data >= 0)).astype(a.dtype))
+            gb = unbroadcast(grad * y * (a + one_where_0).log(), b.shape)
+        return ga, gb
 
 
 class Exp(Function):
@@ -182,7 +207,7 @@ class Max(Function):
     @staticmethod
     def forward(ctx: Context, x: np.ndarray, axis: tuple[int, ...], keepdims: bool) -> np.ndarray:
         y = x.max(axis=axis, keepdims=True)
-        hits = x == y
+        hits = (x == y) | (np.isnan(x) & np.isnan(y))  # a NaN maximum takes the gradient, as in PyTorch
         ctx.route = hits / hits.sum(axis=axis, keepdims=True, dtype=x.dtype)  # (x.shape) weights, sum 1
         return y if keepdims else y.reshape([n for i, n in enumerate(x.shape) if i not in axis])
 
