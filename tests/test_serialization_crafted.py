@@ -325,6 +325,7 @@ def _assert_same(loaded: dict[str, Any]) -> None:
     np.testing.assert_array_equal(loaded["w"], np.arange(6.0).reshape(2, 3))
 
 
+@pytest.mark.slow
 def test_every_truncation_and_every_flipped_byte_is_refused_or_harmless(tmp_path: Path) -> None:
     original = valid_checkpoint()
     path = tmp_path / "c.npz"
@@ -412,3 +413,24 @@ def test_the_public_module_names_stay_importable() -> None:
     assert tinygrad_cnn.load is serialization.load and tinygrad_cnn.save is serialization.save
     assert tinygrad_cnn.CheckpointError is serialization.CheckpointError and serialization.META == "__meta__"
     assert issubclass(CheckpointError, ValueError)
+
+
+def _depth(value: Any) -> int:
+    if isinstance(value, dict):
+        return 1 + max(map(_depth, value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max(map(_depth, value), default=0)
+    return 0
+
+
+JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.text(alphabet='[]{}"\\ab\u00e9\n', max_size=8),
+                    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(alphabet='[{"\\}]x'), inner,
+                                                                                 max_size=4), max_leaves=30)
+
+
+@settings(max_examples=300, deadline=None)
+@given(JSON)
+def test_the_linear_depth_scan_agrees_with_the_parsed_structure(value: Any) -> None:
+    """Brackets, quotes and backslashes inside strings (escaped by json.dumps) must not count."""
+    assert npz_format._json_depth(json.dumps(value)) == _depth(value)
+    assert npz_format._json_depth(json.dumps(value, ensure_ascii=False, indent=1)) == _depth(value)

@@ -21,6 +21,7 @@ import contextlib
 import hashlib
 import json
 import math
+import re
 import struct
 import zipfile
 import zlib
@@ -43,6 +44,8 @@ MAX_META_DEPTH = 100  # nesting of the metadata JSON: 2 levels per nested dict, 
 MAX_NPY_HEADER = 10_000  # bytes of an .npy header dict; numpy's own default limit
 MAX_DEFLATE_RATIO = 1032  # deflate never expands data more than ~1032-fold; an entry claiming more is lying
 _READ_CHUNK = 2**24
+_ESCAPE, _STRING = re.compile(r"\\.", re.S), re.compile(r'"[^"]*"')  # neither can backtrack
+_OPENERS, _CLOSERS = np.frombuffer(b"[{", dtype=np.uint8), np.frombuffer(b"]}", dtype=np.uint8)
 _ARRAY_KINDS = "biuf"  # bool, signed and unsigned integers, floating point
 
 
@@ -159,19 +162,12 @@ def _meta_problem(text: str) -> str | None:
 
 def _json_depth(text: str) -> int:
     """The deepest nesting of [ and { in `text` outside JSON strings, in linear time without recursion (the
-    parser is only called on what passes). For text that is not valid JSON this is exact up to the first
-    error, which is as far as json.loads reads."""
-    codes = np.frombuffer(text.encode("utf-8", "surrogatepass"), dtype=np.uint8)  # ASCII stays one byte
-    if codes.size == 0:
-        return 0
-    index = np.arange(codes.size)
-    backslash = codes == ord("\\")
-    last_other = np.maximum.accumulate(np.where(backslash, -1, index))  # last non-backslash at or before i
-    run = np.concatenate(([0], index[:-1] - last_other[:-1]))  # backslashes immediately before position i
-    quote = (codes == ord('"')) & (run % 2 == 0)  # an escaped quote does not end a string
-    outside = np.cumsum(quote) % 2 == 0  # after an even number of quotes: not inside a string
-    steps = (np.isin(codes, (ord("["), ord("{"))).astype(np.int64) - np.isin(codes, (ord("]"), ord("}")))) * outside
-    return int(steps.cumsum().max(initial=0))
+    parser is only called on what passes). Escapes are dropped first, so every quote left opens or closes a
+    string. For text that is not valid JSON this is exact up to the first error, as far as json.loads reads."""
+    bare = _STRING.sub("", _ESCAPE.sub("", text)).encode("utf-8", "surrogatepass")
+    codes = np.frombuffer(bare, dtype=np.uint8)  # multi-byte UTF-8 holds no ASCII bytes
+    steps = np.isin(codes, _OPENERS).astype(np.int8) - np.isin(codes, _CLOSERS)
+    return int(np.cumsum(steps, dtype=np.int32).max(initial=0))
 
 
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
