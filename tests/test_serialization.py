@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+import tinygrad_cnn
 from tinygrad_cnn import Tensor
 from tinygrad_cnn.optim import SGD
 from tinygrad_cnn.serialization import META, CheckpointError, load, save
@@ -405,7 +406,8 @@ class _CPU:
         return "cpu"
 
 
-@pytest.mark.parametrize("kwargs", [{}, {"map_location": None}, {"map_location": "cpu"}, {"map_location": _CPU()},
+@pytest.mark.parametrize("kwargs", [{}, {"map_location": None}, {"map_location": "cpu"}, {"map_location": "cpu:0"},
+                                    {"map_location": _CPU()}, {"map_location": tinygrad_cnn.device("cpu")},
                                     {"weights_only": True}, {"weights_only": False},
                                     {"map_location": "cpu", "weights_only": True}])
 def test_torch_load_keyword_arguments_are_accepted(tmp_path: Path, kwargs: dict[str, Any]) -> None:
@@ -424,10 +426,11 @@ def test_map_location_is_the_second_positional_argument_as_in_torch(tmp_path: Pa
     ({"map_location": "cuda:0"}, ValueError, r"load: map_location='cuda:0': tinygrad_cnn keeps every array on the "
                                              r"CPU; pass map_location='cpu' or None"),
     ({"map_location": "mps"}, ValueError, r"map_location='mps'"),
+    ({"map_location": "cpux"}, ValueError, r"map_location='cpux'"),
     ({"map_location": {"cuda:0": "cpu"}}, ValueError, r"map_location=\{'cuda:0': 'cpu'\}"),
     ({"map_location": lambda storage, loc: storage}, ValueError, r"map_location=<function"),
     ({"weights_only": "yes"}, TypeError, r"load: weights_only must be None, True or False, got 'yes'"),
-], ids=["cuda", "mps", "dict", "callable", "weights_only-str"])
+], ids=["cuda", "mps", "cpux", "dict", "callable", "weights_only-str"])
 def test_other_devices_and_odd_arguments_are_refused_clearly(tmp_path: Path, kwargs: dict[str, Any],
                                                              error: type[Exception], message: str) -> None:
     save({"w": np.ones(2)}, tmp_path / "m.pt")

@@ -14,6 +14,7 @@ Both are written atomically and read without trusting the file: any damaged or c
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -45,14 +46,15 @@ def load(path: str | os.PathLike, map_location: Any = None, *, weights_only: boo
     as lists, numpy scalars as Python numbers).
 
     `map_location` and `weights_only` are accepted as `torch.load` takes them: arrays live on the CPU, so
-    `map_location` may be None or "cpu" (or a device whose str is "cpu"); files hold data only and are never
+    `map_location` may be None, "cpu" or "cpu:0" (or a device whose str is one of these, such as
+    `tinygrad_cnn.device("cpu")` or `torch.device("cpu")`); files hold data only and are never
     unpickled, so `weights_only` (None, True or False) changes nothing.
 
     Raises `CheckpointError` for anything that is not an intact checkpoint (a directory, a damaged or crafted
     file, a pickle), FileNotFoundError or PermissionError when the file cannot be opened, and ImportError
     naming the extra to install for a .safetensors file without the safetensors package.
     """
-    if map_location is not None and str(map_location) != "cpu":
+    if map_location is not None and not re.fullmatch(r"cpu(:\d+)?", str(map_location)):
         raise ValueError(f"load: map_location={map_location!r}: tinygrad_cnn keeps every array on the CPU; pass "
                          "map_location='cpu' or None")
     if weights_only is not None and not isinstance(weights_only, bool):
