@@ -92,6 +92,12 @@ def test_nested_checkpoint_round_trip_keeps_plain_value_types(tmp_path: Path) ->
     np.testing.assert_array_equal(restored.random(5), np.random.default_rng(123).random(5))
 
 
+def test_lists_of_plain_dicts_round_trip(tmp_path: Path) -> None:
+    history = [{"epoch": 1, "loss": 0.5, "tags": ["warmup"]}, {"epoch": 2, "loss": 0.25, "best": {"acc": 0.99}}]
+    save({"history": history}, tmp_path / "c.pt")
+    assert load(tmp_path / "c.pt") == {"history": history}
+
+
 def test_nan_survives(tmp_path: Path) -> None:
     save({"loss": math.nan, "values": [math.nan]}, tmp_path / "c.npz")
     loaded = load(tmp_path / "c.npz")
@@ -160,11 +166,13 @@ def test_optimizer_resumes_bit_identically_from_a_saved_checkpoint(tmp_path: Pat
     ({META: 1}, ValueError, r"the top-level key '__meta__' is reserved"),
     ({"history": [1.0, np.ones(2)]}, TypeError, r"save: history\[1\] is a ndarray; .*arrays go in dicts"),
     ({"tags": {"a", "b"}}, TypeError, r"save: tags is a set"),
+    ({"history": [{"w": np.ones(2)}]}, TypeError, r"save: history\[0\]/w is a ndarray; .*arrays go in dicts"),
+    ({"history": [{1: 0.5}]}, TypeError, r"save: key 1 in history\[0\] is a int; keys must be str"),
     ({"z": np.ones(2, dtype=complex)}, TypeError, r"save: z is an array of dtype complex128; expected bool"),
     ({"s": np.array(["a", "b"])}, TypeError, r"save: s is an array of dtype <U1"),
     ([np.ones(2)], TypeError, r"save: expected a dict .*, got list"),
-], ids=["object", "int-key", "separator", "empty-key", "reserved", "array-in-list", "set", "complex", "str-array",
-        "not-a-dict"])
+], ids=["object", "int-key", "separator", "empty-key", "reserved", "array-in-list", "set", "array-in-dict-in-list",
+        "int-key-in-list", "complex", "str-array", "not-a-dict"])
 def test_unsupported_content_is_rejected_before_writing(tmp_path: Path, obj: Any, error: type[Exception],
                                                         message: str) -> None:
     with pytest.raises(error, match=message):
@@ -452,6 +460,16 @@ def test_a_torch_save_file_is_refused_without_unpickling(tmp_path: Path) -> None
     with pytest.raises(CheckpointError, match=r"torch.pt holds pickled Python objects \('[^']*data.pkl': a file "
                                               r"written by torch.save\?\); refused.*safetensors.torch.save_file"):
         load(tmp_path / "torch.pt")
+
+
+@pytest.mark.parametrize("suffix", [".pt", ".safetensors"])
+def test_saving_a_whole_model_asks_for_its_state_dict(tmp_path: Path, suffix: str) -> None:
+    from tinygrad_cnn.models import lenet5
+
+    with pytest.raises(TypeError, match=r"save: got a Sequential; save its state_dict\(\) and restore it with "
+                                        r"load_state_dict\(\) \(a whole object cannot be saved without pickle\)"):
+        save(lenet5(), tmp_path / f"model{suffix}")
+    assert os.listdir(tmp_path) == []
 
 
 def test_saving_over_a_directory_fails_and_leaves_it_alone(tmp_path: Path) -> None:

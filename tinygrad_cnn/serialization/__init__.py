@@ -31,11 +31,16 @@ def save(obj: Mapping[str, Any], path: str | os.PathLike) -> None:
     For a `*.safetensors` name, `obj` is a flat dict of Tensors or bool/int/float arrays, e.g.
     `model.state_dict()`. For any other name, `obj` is a dict with str keys whose values are Tensors or
     bool/int/float ndarrays, dicts of the same kind, numbers, strings, bools, None, or lists of those plain
-    values: e.g. a state_dict, or a checkpoint {"model": sd, "optimizer": opt_sd, "epoch": 3, "rng": {...}}.
+    values (and of dicts of them): e.g. a state_dict, or a checkpoint {"model": sd, "optimizer": opt_sd,
+    "epoch": 3, "history": [{"epoch": 1, "loss": 0.2}], "rng": {...}}. A Module or optimizer itself is refused:
+    save its state_dict().
 
     Everything is checked before anything is written; the file is written beside `path` and renamed over it,
     so a failure or crash at any moment leaves the old file intact.
     """
+    if not isinstance(obj, Mapping) and callable(getattr(obj, "state_dict", None)):
+        raise TypeError(f"save: got a {type(obj).__name__}; save its state_dict() and restore it with "
+                        "load_state_dict() (a whole object cannot be saved without pickle)")
     path = os.fspath(path)
     (save_safetensors if _is_safetensors(path) else save_npz)(obj, path)
 

@@ -2,7 +2,7 @@
 
 The file is a zip of .npy entries, as `np.savez` writes: one entry per array, named by its key path
 ("model/conv1.weight"), and `__meta__`, a 0-d unicode array holding JSON with the nested structure, the plain
-values (ints of any size, floats, strings, bools, None, lists of these) and every array's dtype, shape and
+values (ints of any size, floats, strings, bools, None, lists of these and dicts inside such lists) and every array's dtype, shape and
 SHA-256. Plain values live in JSON so that ints stay ints (128-bit generator states included) and floats stay
 floats.
 
@@ -133,6 +133,11 @@ def _plain(value: Any, path: tuple[str, ...], depth: int) -> Any:
             raise ValueError(f"save: {_where(path)} nests lists more than {MAX_META_DEPTH} deep (does a list "
                              "contain itself?)")
         return [_plain(item, (*path[:-1], f"{path[-1]}[{i}]"), depth + 1) for i, item in enumerate(value)]
+    if isinstance(value, Mapping) and depth > 0:  # a dict inside a list, e.g. [{"epoch": 1, "loss": 0.5}]
+        for key in value:
+            if not isinstance(key, str):
+                raise TypeError(f"save: key {key!r} in {_where(path)} is a {type(key).__name__}; keys must be str")
+        return {key: _plain(item, (*path, key), depth + 1) for key, item in value.items()}
     raise TypeError(f"save: {_where(path)} is a {type(value).__name__}; expected a Tensor, an ndarray, a dict, or a "
                     "number, string, bool, None or list of those (arrays go in dicts, not lists)")
 
