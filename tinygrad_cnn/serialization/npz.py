@@ -2,9 +2,9 @@
 
 The file is a zip of .npy entries, as `np.savez` writes: one entry per array, named by its key path
 ("model/conv1.weight"), and `__meta__`, a 0-d unicode array holding JSON with the nested structure, the plain
-values (ints of any size, floats, strings, bools, None, lists of these and dicts inside such lists) and every array's dtype, shape and
-SHA-256. Plain values live in JSON so that ints stay ints (128-bit generator states included) and floats stay
-floats.
+values (ints of any size, floats, strings, bools, None, lists of these and dicts inside such lists) and every
+array's dtype, shape and SHA-256. Plain values live in JSON so that ints stay ints (128-bit generator states
+included) and floats stay floats.
 
 Reading trusts nothing in the file. The zip directory and every .npy header are parsed here (not by `np.load`),
 and every size they declare is checked against the bytes actually present before anything is allocated: a
