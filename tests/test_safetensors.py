@@ -277,3 +277,21 @@ def test_the_interop_docs_examples_run_and_move_lenet_both_ways(tmp_path: Path,
                                                                                theirs.items()}
     assert sorted(os.listdir(tmp_path)) == ["from_torch.safetensors", "lenet5.safetensors", "model.pt"]
     assert isinstance(scope["lenet"], torch.nn.Module)
+
+
+def test_a_torch_batchnorm_state_dict_keeps_its_0d_counter_and_dtypes(tmp_path: Path) -> None:
+    """BatchNorm's num_batches_tracked is a 0-d int64 tensor: it must not come back with shape (1,)."""
+    torch = pytest.importorskip("torch")
+    from safetensors.torch import load_file, save_file
+
+    bn = torch.nn.BatchNorm2d(3)
+    bn(torch.randn(4, 3, 2, 2))  # one training step updates the running statistics and the counter
+    save_file(bn.state_dict(), tmp_path / "bn.safetensors")
+    loaded = load(tmp_path / "bn.safetensors")
+    for name, tensor in bn.state_dict().items():
+        assert loaded[name].shape == tuple(tensor.shape) and str(tensor.dtype) == f"torch.{loaded[name].dtype}", name
+        assert loaded[name].tobytes() == tensor.numpy().tobytes(), name
+    save(loaded, tmp_path / "ours.safetensors")
+    back = load_file(tmp_path / "ours.safetensors")
+    assert back["num_batches_tracked"].shape == () and back["num_batches_tracked"].item() == 1
+    torch.nn.BatchNorm2d(3).load_state_dict(back)
