@@ -40,12 +40,16 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} must define forward()")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        # Ops recorded during forward remember the innermost module running (for graph drawing).
-        outer, Config.current_module = Config.current_module, self
+        observers = Config.observers
+        if not observers:
+            return self.forward(*args, **kwargs)
+        for observer in observers:  # e.g. a graph recorder that groups ops by module
+            observer.enter_module(self)
         try:
             return self.forward(*args, **kwargs)
         finally:
-            Config.current_module = outer
+            for observer in reversed(observers):
+                observer.exit_module(self)
 
     # ---- traversal --------------------------------------------------------------------------------
     def named_children(self) -> Iterator[tuple[str, Module]]:
