@@ -42,7 +42,21 @@ def _first_max(candidates: list[np.ndarray], with_index: bool) -> tuple[np.ndarr
         if with_index:
             np.putmask(index, candidate > best, k)
         np.maximum(best, candidate, out=best)
+    if with_index and best.dtype.kind == "f" and np.isnan(best).any():  # NaN wins, the last one (PyTorch)
+        for k, candidate in enumerate(candidates):
+            np.putmask(index, np.isnan(candidate), k)
     return best, index
+
+
+def _first_real(index: np.ndarray | None, best: np.ndarray, axis: int, pad: int, stride: int) -> None:
+    """Where every real element of a window along `axis` is -inf, its first real one wins, not the
+    -inf padding before it (PyTorch), so the gradient never goes to the padding."""
+    if index is None or not pad:
+        return
+    lost = best == -np.inf
+    if lost.any():
+        first = np.maximum(0, pad - stride * np.arange(best.shape[axis]))      # first real offset per window
+        np.copyto(index, first.reshape((-1,) + (1,) * (3 - axis)), casting="unsafe", where=lost)
 
 
 def _gather(src: np.ndarray, weights: Iterable[np.ndarray | None], axis: int, kernel: int, stride: int,
@@ -96,7 +110,9 @@ def max_pool2d(x: np.ndarray, kernel: Pair, stride: Pair, padding: Pair,
     xp = pad_hw(x, padding, value=-np.inf)                                 # (N, C, Hp, Wp)
     (kh, kw), (sh, sw), (ho, wo) = kernel, stride, out_hw(x.shape[2:], kernel, stride, padding)
     row_max, col_winner = _first_max([xp[_offset(3, j, sw, wo)] for j in range(kw)], record)  # (N, C, Hp, Wo)
+    _first_real(col_winner, row_max, 3, padding[1], sw)
     best, row_winner = _first_max([row_max[_offset(2, i, sh, ho)] for i in range(kh)], record)  # (N, C, Ho, Wo)
+    _first_real(row_winner, best, 2, padding[0], sh)
     return best, (row_winner, col_winner) if record else None
 
 

@@ -62,9 +62,15 @@ def _windows(x: np.ndarray, kernel: Pair, stride: Pair, padding: Pair, fill: flo
 
 def max_pool2d(x: np.ndarray, kernel: Pair, stride: Pair, padding: Pair) -> tuple[np.ndarray, np.ndarray]:
     """(N, C, H, W) -> y (N, C, Ho, Wo), and each window's winner: the row-major index in the window of
-    its first maximum (PyTorch's rule for ties), (N, C, Ho, Wo)."""
+    its first maximum (PyTorch's rule for ties), of its last NaN if it holds one, and of its first real
+    element if all of them are -inf (PyTorch's rules: the padding never wins), (N, C, Ho, Wo)."""
     windows = _windows(x, kernel, stride, padding, -np.inf)                      # (N, C, KK, Ho, Wo)
-    winner = windows.argmax(axis=2)                                              # (N, C, Ho, Wo)
+    real = _windows(np.ones_like(x, dtype=bool), kernel, stride, padding, False)   # (N, C, KK, Ho, Wo)
+    kk = kernel[0] * kernel[1]
+    nan = np.isnan(windows)
+    last_nan = kk - 1 - nan[:, :, ::-1].argmax(axis=2)
+    winner = np.where(windows.max(axis=2) == -np.inf, real.argmax(axis=2), windows.argmax(axis=2))
+    winner = np.where(nan.any(axis=2), last_nan, winner)                         # (N, C, Ho, Wo)
     return np.take_along_axis(windows, winner[:, :, None], axis=2)[:, :, 0], winner
 
 

@@ -1,0 +1,232 @@
+"""Containers with PyTorch's behaviour: `Sequential`, `ModuleList`, `ModuleDict`, and `Identity`.
+
+Their submodules are attributes named "0", "1", ... (or the given keys), so parameter names and state_dict
+keys are PyTorch's ("features.0.weight"). Removing or inserting an element renumbers the rest, as PyTorch 2.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+from .module import Module
+
+
+class _Indexed(Module):
+    """The list-like part of Sequential and ModuleList: the submodules in order, addressed by position."""
+
+    def _items(self) -> list[tuple[str, Module]]:
+        return [(name, value) for name, value in vars(self).items() if isinstance(value, Module)]
+
+    def _set_items(self, modules: Iterable[Module]) -> None:
+        for name, _ in self._items():
+            object.__delattr__(self, name)
+        for i, module in enumerate(modules):
+            self.add_module(str(i), module)
+
+    def _index(self, idx: Any, size: int | None = None) -> int:
+        owner = type(self).__name__
+        try:
+            i = operator.index(idx)
+        except TypeError:
+            raise TypeError(f"{owner} indices must be integers or slices, not {type(idx).__name__}") from None
+        n = len(self) if size is None else size
+        if not -n <= i < n:
+            raise IndexError(f"{owner}: index {i} is out of range for length {n}")
+        return i % n
+
+    def _check_module(self, module: Any, what: str) -> Module:
+        if not isinstance(module, Module):
+            raise TypeError(f"{type(self).__name__}: {what} is a {type(module).__name__}, expected a Module")
+        return module
+
+    def __len__(self) -> int:
+        return len(self._items())
+
+    def __iter__(self) -> Iterator[Module]:
+        return iter([module for _, module in self._items()])
+
+    def __setitem__(self, idx: int, module: Module) -> None:
+        name = self._items()[self._index(idx)][0]
+        object.__setattr__(self, name, self._check_module(module, f"the value set at index {idx}"))
+
+    def __delitem__(self, idx: int | slice) -> None:
+        modules = [m for _, m in self._items()]
+        if isinstance(idx, slice):
+            del modules[idx]
+        else:
+            del modules[self._index(idx)]
+        self._set_items(modules)
+
+    def insert(self, index: int, module: Module) -> None:
+        modules = [m for _, m in self._items()]
+        self._check_module(module, "the inserted value")
+        n = len(modules)
+        i = operator.index(index)
+        if not -n <= i <= n:
+            raise IndexError(f"{type(self).__name__}.insert: index {i} is out of range for length {n}")
+        modules.insert(i if i >= 0 else i + n, module)
+        self._set_items(modules)
+
+    def append(self, module: Module) -> Any:
+        self.add_module(str(len(self)), self._check_module(module, "the appended value"))
+        return self
+
+    def extend(self, modules: Iterable[Module]) -> Any:
+        if not isinstance(modules, Iterable):
+            raise TypeError(f"{type(self).__name__}.extend should be called with an iterable, got "
+                            f"{type(modules).__name__}")
+        for module in list(modules):
+            self.append(module)
+        return self
+
+    def pop(self, idx: int = -1) -> Module:
+        module = self[idx]
+        del self[idx]
+        return module
+
+    def __dir__(self) -> list[str]:
+        return [key for key in super().__dir__() if not key.isdigit()]
+
+
+class Sequential(_Indexed):
+    """Modules applied in order; built from modules (named "0", "1", ...) or from an OrderedDict of names."""
+
+    def __init__(self, *args: Module | OrderedDict[str, Module]) -> None:
+        super().__init__()
+        if len(args) == 1 and isinstance(args[0], OrderedDict):
+            for name, module in args[0].items():
+                self.add_module(name, self._check_module(module, f"element {name!r}"))
+        else:
+            for i, module in enumerate(args):
+                self.add_module(str(i), self._check_module(module, f"element {str(i)!r}"))
+
+    def forward(self, input: Any) -> Any:  # noqa: A002 - PyTorch's argument name
+        for module in self:
+            input = module(input)
+        return input
+
+    def __getitem__(self, idx: int | slice) -> Any:
+        items = self._items()
+        if isinstance(idx, slice):
+            return type(self)(OrderedDict(items[idx]))
+        return items[self._index(idx, len(items))][1]
+
+    def __add__(self, other: Sequential) -> Sequential:
+        if not isinstance(other, Sequential):
+            raise ValueError(f"Sequential: add operator supports only objects of Sequential class, but "
+                             f"{type(other).__name__} is given")
+        return Sequential(*self, *other)
+
+    def __iadd__(self, other: Sequential) -> Sequential:
+        if not isinstance(other, Sequential):
+            raise ValueError(f"Sequential: add operator supports only objects of Sequential class, but "
+                             f"{type(other).__name__} is given")
+        return self.extend(list(other))
+
+
+class ModuleList(_Indexed):
+    """A list of submodules, registered so that their parameters belong to the parent module."""
+
+    def __init__(self, modules: Iterable[Module] | None = None) -> None:
+        super().__init__()
+        if modules is not None:
+            self.extend(modules)
+
+    def __getitem__(self, idx: int | slice) -> Any:
+        items = self._items()
+        if isinstance(idx, slice):
+            return type(self)([m for _, m in items[idx]])
+        return items[self._index(idx, len(items))][1]
+
+    def __add__(self, other: Iterable[Module]) -> ModuleList:
+        return ModuleList([*self, *other])
+
+    def __iadd__(self, other: Iterable[Module]) -> ModuleList:
+        return self.extend(other)
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError("ModuleList has no forward(): iterate over it in your module's forward")
+
+
+class ModuleDict(Module):
+    """An ordered dict of submodules, registered so that their parameters belong to the parent module."""
+
+    def __init__(self, modules: Mapping[str, Module] | Iterable[tuple[str, Module]] | None = None) -> None:
+        super().__init__()
+        if modules is not None:
+            self.update(modules)
+
+    def _items(self) -> list[tuple[str, Module]]:
+        return [(name, value) for name, value in vars(self).items() if isinstance(value, Module)]
+
+    def __getitem__(self, key: str) -> Module:
+        value = self.__dict__.get(key) if isinstance(key, str) else None
+        if not isinstance(value, Module):
+            raise KeyError(key)
+        return value
+
+    def __setitem__(self, key: str, module: Module) -> None:
+        self.add_module(key, module)
+
+    def __delitem__(self, key: str) -> None:
+        self[key]  # noqa: B018 - raises KeyError for a missing key
+        delattr(self, key)
+
+    def __len__(self) -> int:
+        return len(self._items())
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.keys())
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and isinstance(self.__dict__.get(key), Module)
+
+    def keys(self) -> list[str]:
+        return [name for name, _ in self._items()]
+
+    def values(self) -> list[Module]:
+        return [module for _, module in self._items()]
+
+    def items(self) -> list[tuple[str, Module]]:
+        return self._items()
+
+    def clear(self) -> None:
+        for key in self.keys():
+            delattr(self, key)
+
+    def pop(self, key: str) -> Module:
+        module = self[key]
+        del self[key]
+        return module
+
+    def update(self, modules: Mapping[str, Module] | Iterable[tuple[str, Module]]) -> None:
+        if isinstance(modules, (Mapping, ModuleDict)):
+            pairs = list(modules.items())
+        else:
+            if not isinstance(modules, Iterable):
+                raise TypeError(f"ModuleDict.update should be called with an iterable of key/value pairs, got "
+                                f"{type(modules).__name__}")
+            pairs = []
+            for j, pair in enumerate(modules):
+                if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+                    raise ValueError(f"ModuleDict.update: element #{j} should be a (key, module) pair, got "
+                                     f"{pair!r}")
+                pairs.append(tuple(pair))
+        for key, module in pairs:
+            self[key] = module
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError("ModuleDict has no forward(): index it in your module's forward")
+
+
+class Identity(Module):
+    """Returns its input; accepts (and ignores) any constructor arguments, as PyTorch."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__()
+
+    def forward(self, input: Any) -> Any:  # noqa: A002 - PyTorch's argument name
+        return input
