@@ -194,6 +194,8 @@ def test_one_cycle_lr_loads_torchs_state() -> None:
     (lambda o: lr_scheduler.OneCycleLR(o, 0.1, total_steps=10, anneal_strategy="exp"), ValueError,
      r"anneal_strategy must be one of 'cos' or 'linear', got 'exp'"),
     (lambda o: lr_scheduler.OneCycleLR(o, [0.1], total_steps=10), ValueError, r"expected 2 values for max_lr, got 1"),
+    (lambda o: lr_scheduler.OneCycleLR(o, 0.1, total_steps=10, max_momentum=[0.9]), ValueError,
+     r"expected 2 values for max_momentum, got 1"),
     (lambda o: lr_scheduler.ReduceLROnPlateau(o, factor=1.0), ValueError, r"factor should be < 1.0, got 1.0"),
     (lambda o: lr_scheduler.ReduceLROnPlateau(o, mode="up"), ValueError, r"mode 'up' is unknown"),
     (lambda o: lr_scheduler.ReduceLROnPlateau(o, threshold_mode="x"), ValueError, r"threshold mode 'x' is unknown"),
@@ -205,6 +207,15 @@ def test_argument_checks(make: Callable[[Any], Any], error: type[Exception], mes
     with pytest.raises(error, match=message):
         make(opt)
     assert [dict(g) for g in opt.param_groups] == before
+
+
+def test_one_cycle_lr_needs_momentum_and_changes_nothing_when_refused() -> None:
+    opt = optim.Adadelta([Tensor(np.zeros(2), requires_grad=True)])
+    with pytest.raises(ValueError, match="optimizer must support momentum or beta1"):
+        lr_scheduler.OneCycleLR(opt, 0.1, total_steps=10)
+    assert "initial_lr" not in opt.param_groups[0]
+    lr_scheduler.OneCycleLR(opt, 0.1, total_steps=10, cycle_momentum=False)
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.1 / 25)
 
 
 def test_one_cycle_lr_refuses_to_step_past_its_end() -> None:

@@ -308,20 +308,20 @@ class OneCycleLR(LRScheduler):
         self._anneal_func_type = anneal_strategy
         self.pct_start, self.three_phase = pct_start, bool(three_phase)
         max_lrs = _per_group(owner, "max_lr", optimizer, max_lr)
-        if last_epoch == -1:
-            for lr, group in zip(max_lrs, optimizer.param_groups):
-                group["initial_lr"] = lr / div_factor
-                group["max_lr"] = lr
-                group["min_lr"] = group["initial_lr"] / final_div_factor
         self.cycle_momentum = bool(cycle_momentum)
-        if self.cycle_momentum:
+        if self.cycle_momentum:  # every check before the param groups change
             if "momentum" not in optimizer.defaults and "betas" not in optimizer.defaults:
                 raise ValueError(f"{owner}: optimizer must support momentum or beta1 with `cycle_momentum` option "
                                  "enabled")
             self.use_beta1 = "betas" in optimizer.defaults
             max_momentums = _per_group(owner, "max_momentum", optimizer, max_momentum)
             base_momentums = _per_group(owner, "base_momentum", optimizer, base_momentum)
-            if last_epoch == -1:
+        if last_epoch == -1:
+            for lr, group in zip(max_lrs, optimizer.param_groups):
+                group["initial_lr"] = lr / div_factor
+                group["max_lr"] = lr
+                group["min_lr"] = group["initial_lr"] / final_div_factor
+            if self.cycle_momentum:
                 for m_momentum, b_momentum, group in zip(max_momentums, base_momentums, optimizer.param_groups):
                     if self.use_beta1:
                         group["betas"] = (m_momentum, *group["betas"][1:])

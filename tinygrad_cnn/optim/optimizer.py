@@ -148,6 +148,13 @@ class Optimizer:
         for i, group in enumerate(groups):
             self.add_param_group(group, _where=f"{owner}: param group {i}" if len(groups) > 1 else owner)
 
+    def __repr__(self) -> str:
+        lines = [f"{type(self).__name__} ("]
+        for i, group in enumerate(self.param_groups):
+            lines.append(f"Parameter Group {i}")
+            lines += [f"    {key}: {group[key]}" for key in sorted(group) if key != "params"]
+        return "\n".join(lines) + "\n)"
+
     # ---- to define in subclasses -----------------------------------------------------------------
     @classmethod
     def check_hyperparams(cls, hyperparams: dict[str, Any]) -> dict[str, Any]:
