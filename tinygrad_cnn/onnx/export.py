@@ -138,7 +138,7 @@ class _Builder:
         self.batch: dict[int, int | None] = {}  # id(tensor) -> the axis that carries the batch
         self.taken: set[str] = set()
         self.origin: dict[str, str] = {}     # value/initializer name -> what recorded it (for errors)
-        self.scope, self.site = "", None
+        self.scope, self.site, self.op = "", None, ""
         self.parameters: list[str] = []
 
     def fresh(self, hint: str) -> str:
@@ -151,7 +151,7 @@ class _Builder:
 
     def describe(self) -> str:
         where = f"in module '{self.scope}'" if self.scope else "outside any module"
-        return where + (f", recorded at {self.site}" if self.site else "")
+        return f"op '{self.op}' {where}" + (f", recorded at {self.site}" if self.site else "")
 
     def initializer(self, array: np.ndarray, name: str) -> str:
         self.initializers.append(self.onnx.numpy_helper.from_array(np.ascontiguousarray(array), name))
@@ -413,7 +413,7 @@ def _conv_transpose(b: _Builder, ctx: Context, out: Tensor) -> tuple[str, int | 
 def _max_pool(b: _Builder, ctx: Context, out: Tensor) -> tuple[str, int | None]:
     x, a = ctx.inputs[0], ctx.attrs
     return b.node("MaxPool", [b.name(x)], kernel_shape=list(a["kernel"]), strides=list(a["stride"]),
-                  pads=_pairs4(a["padding"])), b.ax(x)
+                  pads=_pairs4(a["padding"]), ceil_mode=0), b.ax(x)
 
 
 def _avg_pool(b: _Builder, ctx: Context, out: Tensor) -> tuple[str, int | None]:
@@ -501,8 +501,8 @@ def _module_plan(call: _Call, tensors: dict[int, Tensor], consumers: dict[int, l
     emit = _MODULE_EMITTERS[_module_plan_kind(call.module)](call.module, x, out, opset)
     if emit is None:
         return None
-    state = [t for _, t in call.module.named_parameters(recurse=False)]
-    state += [t for _, t in call.module.named_buffers(recurse=False) if t is not None]
+    state = [t for t in (getattr(call.module, a, None) for a in ("weight", "bias", "running_mean", "running_var"))
+             if isinstance(t, Tensor)]
     return out, _Plan([x, *state], emit, call.ctxs[-1])
 
 
@@ -546,14 +546,15 @@ def _gelu(m: Any, x: Tensor, out: Tensor, opset: int) -> ModuleEmit:
     def emit(b: _Builder) -> tuple[str, int | None]:
         if opset >= 20:
             return b.node("Gelu", [b.name(x)], approximate=m.approximate), b.ax(x)
-        half, one = b.const(np.asarray(0.5, x.dtype), "half"), b.const(np.asarray(1.0, x.dtype), "one")
+        half = b.node("Mul", [b.name(x), b.const(np.asarray(0.5, x.dtype), "half")])  # F.gelu's order
         if m.approximate == "tanh":
             cube = b.node("Mul", [b.node("Mul", [b.name(x), b.name(x)]), b.name(x)])
             inner = b.node("Add", [b.name(x), b.node("Mul", [cube, b.const(np.asarray(0.044715, x.dtype), "c")])])
             t = b.node("Tanh", [b.node("Mul", [inner, b.const(np.asarray(math.sqrt(2 / math.pi), x.dtype), "c")])])
         else:
             t = b.node("Erf", [b.node("Mul", [b.name(x), b.const(np.asarray(math.sqrt(0.5), x.dtype), "c")])])
-        return b.node("Mul", [b.node("Mul", [b.name(x), half]), b.node("Add", [t, one])]), b.ax(x)
+        one = b.const(np.asarray(1.0, x.dtype), "one")
+        return b.node("Mul", [half, b.node("Add", [t, one])]), b.ax(x)
     return emit
 
 
@@ -589,12 +590,14 @@ def _ceil_agrees(x: Tensor, kernel: Sequence[int], stride: Sequence[int], paddin
 
 def _max_pool_module(m: Any, x: Tensor, out: Tensor, opset: int) -> ModuleEmit:
     kernel, stride, padding = _pool_settings(m)
-    if x.ndim != 4 or (m.ceil_mode and not _ceil_agrees(x, kernel, stride, padding, out)):
+    floor_out = [(n + 2 * p - k) // s + 1 for n, k, s, p in zip(x.shape[2:], kernel, stride, padding)]
+    ceil = tuple(floor_out) != tuple(out.shape[2:])  # ceil_mode only where it keeps a partial window
+    if x.ndim != 4 or (ceil and not _ceil_agrees(x, kernel, stride, padding, out)):
         return None
 
     def emit(b: _Builder) -> tuple[str, int | None]:
         return b.node("MaxPool", [b.name(x)], kernel_shape=list(kernel), strides=list(stride),
-                      pads=_pairs4(padding), ceil_mode=int(bool(m.ceil_mode))), b.ax(x)
+                      pads=_pairs4(padding), ceil_mode=int(ceil)), b.ax(x)
     return emit
 
 
@@ -677,8 +680,11 @@ def _build(onnx: Any, model: Any, arrays: list[np.ndarray], opset: int, input_na
         b.names[id(t)] = b.fresh(name)
         b.batch[id(t)] = 0 if dynamic and t.ndim >= 1 else None
     state = {id(t): name for name, t in model.named_parameters()}
-    for name, t in model.named_buffers():
-        state.setdefault(id(t), name)
+    for prefix, module in model.named_modules():
+        for name, persistent in module._buffer_names().items():  # non-persistent buffers are constants
+            t = getattr(module, name)
+            if persistent and t is not None:
+                state.setdefault(id(t), f"{prefix}.{name}" if prefix else name)
     rank = {key: k for k, key in enumerate(state)}
     for t in sorted(leaves.values(), key=lambda t: rank.get(id(t), len(rank))):
         if id(t) in graph_inputs:
@@ -697,6 +703,7 @@ def _build(onnx: Any, model: Any, arrays: list[np.ndarray], opset: int, input_na
             if id(a) in leaves and id(a) not in b.names:
                 ctx = plans[id(t)].ctx
                 b.scope, b.site = trace.where.get(id(ctx), ("", None))
+                b.op = ctx.name
                 b.names[id(a)] = b.const(a.data)
 
     for t in order:
@@ -704,6 +711,7 @@ def _build(onnx: Any, model: Any, arrays: list[np.ndarray], opset: int, input_na
             continue
         plan = plans[id(t)]
         b.scope, b.site = trace.where.get(id(plan.ctx), ("", None))
+        b.op = plan.ctx.name
         b.names[id(t)], b.batch[id(t)] = plan.emit(b)
 
     # graph outputs: Identity nodes give them the requested names
@@ -746,7 +754,7 @@ def _first_difference(onnx: Any, first: tuple[Any, _Builder], second: tuple[Any,
     n1, n2 = p1.graph.node, p2.graph.node
     for a, c in zip(n1, n2):
         if a.op_type != c.op_type or list(a.input) != list(c.input) or a.attribute != c.attribute:
-            return f"its {a.op_type} node {b1.origin.get(a.output[0], '')}"
+            return f"the {a.op_type} node written for the {b1.origin.get(a.output[0], '')}"
     if len(n1) != len(n2):
         return "the number of ops"
     i2 = {t.name: t for t in p2.graph.initializer}
@@ -756,7 +764,7 @@ def _first_difference(onnx: Any, first: tuple[Any, _Builder], second: tuple[Any,
         other = i2.get(t.name)
         if other is None or not np.array_equal(onnx.numpy_helper.to_array(t), onnx.numpy_helper.to_array(other),
                                                equal_nan=True):
-            return f"the constant '{t.name}' {b1.origin.get(t.name, '')}"
+            return f"the constant '{t.name}' of the {b1.origin.get(t.name, '')}"
     return None
 
 

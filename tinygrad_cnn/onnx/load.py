@@ -56,6 +56,13 @@ class OnnxModule(nn.Module):
         self.output_names: list[str] = []
         self._nodes: list[tuple[str, str, list[str], list[str], Callable[..., Any]]] = []
         self._values: dict[str, tuple[Any, str]] = {}  # initializer name -> (module, attribute)
+        self._layers: list[nn.Module] = []  # layers that run nodes but are not submodules
+
+    def train(self, mode: bool = True) -> OnnxModule:
+        super().train(mode)
+        for layer in self._layers:
+            layer.train(mode)
+        return self
 
     def forward(self, *inputs: Any) -> Any:
         if len(inputs) != len(self.input_names):
@@ -132,6 +139,9 @@ class _Context:
     def __init__(self, onnx: Any, root: OnnxModule, opset: int, constants: dict[str, np.ndarray],
                  kinds: dict[str, str]) -> None:
         self.onnx, self.root, self.opset, self.constants, self.kinds = onnx, root, opset, constants, kinds
+        self.bindings: list[tuple[nn.Module, dict[str, str]]] = []  # layer -> {attribute: initializer}
+        self.placed: dict[str, tuple[nn.Module, str]] = {}  # initializer -> the layer attribute it is
+        self.layers: list[nn.Module] = []  # layers outside the module tree (their training mode follows root's)
 
     def const(self, name: str, node: Any, what: str) -> np.ndarray:
         if name not in self.constants:
@@ -209,8 +219,7 @@ def _gemm(c: _Context, node: Any, a: dict[str, Any]) -> Callable[..., Any]:
         if w.ndim == 2 and (not bias or c.constants[bias].shape == (w.shape[0],)):
             layer = _layer_at(c, weight, bias, lambda: _bare(nn.Linear, in_features=w.shape[1],
                                                              out_features=w.shape[0]))
-            if layer is not None:
-                return lambda x, *_: layer(x)
+            return lambda x, *_: layer(x)
 
     def run(x: Tensor, w: Tensor, b: Tensor | None = None) -> Tensor:
         y = (x.T if trans_a else x).matmul(w.T if trans_b else w)
@@ -230,12 +239,13 @@ def _batch_norm(c: _Context, node: Any, a: dict[str, Any]) -> Callable[..., Any]
     if all(n in c.constants for n in (scale, bias, mean, var)) and c.kinds.get(mean) == "buffer" and \
             c.kinds.get(var) == "buffer":
         count = c.constants[mean].shape[0]
-        layer = _layer_at(c, scale, bias, lambda: _bare(
+        affine = not (c.kinds.get(scale) == c.kinds.get(bias) == "constant" and np.all(c.constants[scale] == 1)
+                      and np.all(c.constants[bias] == 0))  # what export writes for affine=False
+        layer = _layer_at(c, scale if affine else "", bias if affine else "", lambda: _bare(
             _AnyBatchNorm, num_features=count, eps=float(a.get("epsilon", 1e-5)),
-            momentum=1.0 - float(a.get("momentum", 0.9)), affine=True, track_running_stats=True),
+            momentum=1.0 - float(a.get("momentum", 0.9)), affine=affine, track_running_stats=True),
             mean=mean, var=var)
-        if layer is not None:
-            return lambda x, *_: layer(x)
+        return lambda x, *_: layer(x)
     eps = float(a.get("epsilon", 1e-5))
     return lambda x, s, b, m, v: F.batch_norm(x, m, v, s, b, False, 0.0, eps)
 
@@ -250,32 +260,28 @@ def _bare(cls: type, **attrs: Any) -> nn.Module:
 
 
 def _layer_at(c: _Context, weight: str, bias: str, make: Callable[[], nn.Module], mean: str = "",
-              var: str = "") -> nn.Module | None:
-    """Put a layer where its parameters' names say ('fc1.weight' -> module 'fc1') and give it those
-    initializers as weight/bias (and running_mean/running_var); None when the names do not fit one layer."""
-    prefix = weight.rpartition(".")[0]
-    expected = {weight: "weight", bias: "bias", mean: "running_mean", var: "running_var"}
-    expected.pop("", None)
-    if not prefix or any(n.rpartition(".")[0] != prefix or n.rpartition(".")[2] != attr
-                         for n, attr in expected.items()):
-        return None
-    parent, leaf = _parent(c.root, _segments(prefix))
-    if parent is None:
-        return None
-    existing = parent.__dict__.get(leaf)
-    if existing is not None and not (type(existing) is nn.Module and not list(existing.named_children())):
-        return None
-    if existing is None and hasattr(parent, leaf):
-        return None
+              var: str = "") -> nn.Module:
+    """A layer owning these initializers (as weight, bias, running_mean, running_var). It is put where their
+    names say ('fc1.weight' -> submodule 'fc1') when they fit one layer; otherwise it holds the same tensors
+    as the parameters and buffers registered under their own names."""
     layer = make()
-    if existing is None:
-        parent.add_module(leaf, layer)
-    else:  # the placeholder made in the file's order: replaced in place, so state_dict keeps that order
-        object.__setattr__(parent, leaf, layer)
-    if not bias:
-        layer.register_parameter("bias", None)
+    binding = {"weight": weight, "bias": bias, "running_mean": mean, "running_var": var}
+    binding = {attr: name for attr, name in binding.items() if name}
+    c.bindings.append((layer, binding))
+    for attr in ("weight", "bias"):
+        if attr not in binding:
+            layer.register_parameter(attr, None)
     if isinstance(layer, _BatchNorm):
         layer.register_buffer("num_batches_tracked", Tensor(np.array(0, dtype=np.int64)))
+    prefix = next(iter(binding.values()), "").rpartition(".")[0]
+    if prefix and all(n.rpartition(".")[0] == prefix and n.rpartition(".")[2] == attr for attr, n in binding.items()):
+        parent, leaf = _parent(c.root, _segments(prefix))
+        existing = None if parent is None else parent.__dict__.get(leaf)
+        if parent is not None and type(existing) is nn.Module and not list(existing.named_children()):
+            object.__setattr__(parent, leaf, layer)  # in the placeholder's place: state_dict keeps the file's order
+            c.placed.update({n: (layer, attr) for attr, n in binding.items()})
+            return layer
+    c.layers.append(layer)
     return layer
 
 
@@ -624,13 +630,7 @@ def load(path: str | os.PathLike) -> OnnxModule:
         nodes.append((node.op_type, node.name or node.op_type, list(node.input), list(node.output), fn))
 
     # initializers: into the layers built above when they own them, else as parameters/buffers by name
-    owners: dict[str, tuple[Any, str]] = {}
-    for name, module in root.named_modules():
-        if isinstance(module, (nn.Linear, _BatchNorm)):
-            for attr in ("weight", "bias", "running_mean", "running_var"):
-                full = f"{name}.{attr}"
-                if full in constants and kinds.get(full) in ("parameter", "buffer"):
-                    owners[full] = (module, attr)
+    owners = context.placed
     holder = nn.Module()  # constants that cannot sit at their own name
     root.add_module("_constants", holder)
     for k, (name, array) in enumerate(constants.items()):
@@ -647,6 +647,16 @@ def load(path: str | os.PathLike) -> OnnxModule:
         else:
             module.register_buffer(attr, value, persistent=kind == "buffer")
         root._values[name] = (module, attr)
+    for layer, binding in context.bindings:  # the layers outside the tree hold the registered tensors
+        for attr, name in binding.items():
+            owner, key = root._values[name]
+            value = getattr(owner, key)
+            if getattr(layer, attr, None) is not value:
+                if isinstance(value, nn.Parameter):
+                    layer.register_parameter(attr, value)
+                else:
+                    layer.register_buffer(attr, value)
+    root._layers = context.layers + [fn for *_, fn in nodes if isinstance(fn, nn.Module)]
     root.input_names = input_names
     root.output_names = [o.name for o in graph.output]
     root._nodes = nodes
