@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 # Each module defines register(subparsers), which adds its parser and sets `run=` to a function
 # taking the parsed arguments and returning the exit code.
-SUBCOMMANDS = ("train", "evaluate", "graph", "summary", "bench", "gradcheck")
+SUBCOMMANDS = ("train", "evaluate", "graph", "summary", "bench", "gradcheck", "export")
 
 
 def build_parser() -> argparse.ArgumentParser:
