@@ -39,6 +39,13 @@ def _check_float_4d(x: Tensor, op: str, what: str = "input") -> None:
         raise TypeError(f"{op}: {what} must be floating point, got dtype {x.dtype}")
 
 
+def _check_same_dtype(op: str, x: Tensor, weight: Tensor) -> None:
+    """As PyTorch: promoting silently would run a float32 model in float64 (about 2x slower)."""
+    if x.dtype != weight.dtype:
+        raise TypeError(f"{op}: input dtype {x.dtype} and weight dtype {weight.dtype} differ; convert one "
+                        f"(e.g. a float64 input to a float32 model: x.float())")
+
+
 def _check_output_size(op: str, x: Tensor, kernel: tuple[int, int], stride: tuple[int, int],
                        padding: tuple[int, int], dilation: tuple[int, int]) -> None:
     out = [conv_out_size(s, k, st, p, d) for s, k, st, p, d in zip(x.shape[2:], kernel, stride, padding, dilation)]
@@ -56,6 +63,7 @@ def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: IntOrP
     x, weight = _as_tensor(x), _as_tensor(weight)
     _check_float_4d(x, op)
     _check_float_4d(weight, op, "weight")
+    _check_same_dtype(op, x, weight)
     stride, padding = as_pair(stride, "stride", op, 1), as_pair(padding, "padding", op, 0)
     dilation = as_pair(dilation, "dilation", op, 1)
     if not isinstance(groups, (int, np.integer)) or groups < 1:
@@ -122,6 +130,7 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     if weight.ndim != 2 or x.shape[-1] != weight.shape[1]:
         raise ValueError(f"linear: input of shape {x.shape} needs a weight of shape (out_features, {x.shape[-1]}), "
                          f"got {weight.shape}")
+    _check_same_dtype("linear", x, weight)
     if bias is not None:
         bias = _as_tensor(bias)
         if bias.shape != (weight.shape[0],):
