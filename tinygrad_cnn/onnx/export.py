@@ -130,8 +130,10 @@ class _Trace:
 
 # ---- the graph builder -----------------------------------------------------------------------------------
 class _Builder:
-    def __init__(self, onnx: Any, opset: int, dynamic: bool) -> None:
+    def __init__(self, onnx: Any, opset: int, dynamic: bool, light: bool = False) -> None:
         self.onnx, self.opset, self.dynamic = onnx, opset, dynamic
+        self.light = light  # only nodes and constants, for comparing recordings (no tensors for the weights)
+        self.constants: dict[str, np.ndarray] = {}  # initializers that are not parameters or buffers
         self.nodes: list[Any] = []
         self.initializers: list[Any] = []
         self.names: dict[int, str] = {}      # id(tensor) -> value name
@@ -153,8 +155,12 @@ class _Builder:
         where = f"in module '{self.scope}'" if self.scope else "outside any module"
         return f"op '{self.op}' {where}" + (f", recorded at {self.site}" if self.site else "")
 
-    def initializer(self, array: np.ndarray, name: str) -> str:
-        self.initializers.append(self.onnx.numpy_helper.from_array(np.ascontiguousarray(array), name))
+    def initializer(self, array: np.ndarray, name: str, state: bool = False) -> str:
+        """`array` as the initializer `name`; `state`: a parameter's or buffer's."""
+        if not state:
+            self.constants[name] = array
+        if not self.light:
+            self.initializers.append(self.onnx.numpy_helper.from_array(np.ascontiguousarray(array), name))
         self.origin[name] = self.describe()
         return name
 
@@ -628,14 +634,14 @@ _MODULE_EMITTERS: dict[str, Callable[[Any, Tensor, Tensor, int], ModuleEmit]] = 
 
 # ---- building the model ----------------------------------------------------------------------------------
 def _build(onnx: Any, model: Any, arrays: list[np.ndarray], opset: int, input_names: list[str],
-           output_names: list[str] | None, dynamic: bool) -> tuple[Any, _Builder]:
+           output_names: list[str] | None, dynamic: bool, light: bool = False) -> tuple[Any, _Builder]:
     trace = _Trace(model, arrays)
     outputs = trace.outputs
     for i, out in enumerate(outputs):
         if out._ctx is None:
             raise OnnxExportError(f"export: output {i} of the model does not depend on its input (no op recorded "
                                   "between them); there is no graph to export")
-    b = _Builder(onnx, opset, dynamic)
+    b = _Builder(onnx, opset, dynamic, light)
     graph_inputs = {id(t) for t in trace.inputs}
 
     # every recorded tensor, its consumers, and the plans that replace primitives
@@ -690,11 +696,11 @@ def _build(onnx: Any, model: Any, arrays: list[np.ndarray], opset: int, input_na
         if id(t) in graph_inputs:
             continue
         if id(t) in state:
-            b.names[id(t)] = b.initializer(t.data, b.fresh(state[id(t)]))
+            b.names[id(t)] = b.initializer(t.data, b.fresh(state[id(t)]), state=True)
             if t.requires_grad:
                 b.parameters.append(b.names[id(t)])
         elif t.requires_grad:
-            b.names[id(t)] = b.initializer(t.data, b.fresh("param"))
+            b.names[id(t)] = b.initializer(t.data, b.fresh("param"), state=True)
             b.parameters.append(b.names[id(t)])
     for t in order:  # constants, named in the order their consumers run
         if id(t) not in needed:
@@ -727,6 +733,8 @@ def _build(onnx: Any, model: Any, arrays: list[np.ndarray], opset: int, input_na
         b.nodes.append(helper.make_node("Identity", [b.name(out)], [final], name=final))
         graph_outputs.append(helper.make_tensor_value_info(final, _tensor_type(onnx, out.dtype),
                                                            _dims(out.shape, b.ax(out))))
+    if light:
+        return None, b
     graph_inputs_info = [helper.make_tensor_value_info(b.name(t), _tensor_type(onnx, t.dtype),
                                                        _dims(t.shape, b.batch[id(t)])) for t in trace.inputs]
     graph = helper.make_graph(b.nodes, type(model).__name__, graph_inputs_info, graph_outputs, b.initializers)
@@ -748,23 +756,17 @@ def _other_input(a: np.ndarray, dynamic: bool) -> np.ndarray:
     return (rng.standard_normal(shape) * scale + (float(np.mean(a)) if a.size else 0.0)).astype(a.dtype)
 
 
-def _first_difference(onnx: Any, first: tuple[Any, _Builder], second: tuple[Any, _Builder],
-                      parameters: set[str]) -> str | None:
-    (p1, b1), (p2, _) = first, second
-    n1, n2 = p1.graph.node, p2.graph.node
-    for a, c in zip(n1, n2):
+def _first_difference(first: _Builder, second: _Builder) -> str | None:
+    """What differs between two recordings' graphs (weights aside), described with where it was recorded."""
+    for a, c in zip(first.nodes, second.nodes):
         if a.op_type != c.op_type or list(a.input) != list(c.input) or a.attribute != c.attribute:
-            return f"the {a.op_type} node written for the {b1.origin.get(a.output[0], '')}"
-    if len(n1) != len(n2):
+            return f"the {a.op_type} node written for the {first.origin.get(a.output[0], '')}"
+    if len(first.nodes) != len(second.nodes):
         return "the number of ops"
-    i2 = {t.name: t for t in p2.graph.initializer}
-    for t in p1.graph.initializer:
-        if t.name in parameters:
-            continue
-        other = i2.get(t.name)
-        if other is None or not np.array_equal(onnx.numpy_helper.to_array(t), onnx.numpy_helper.to_array(other),
-                                               equal_nan=True):
-            return f"the constant '{t.name}' of the {b1.origin.get(t.name, '')}"
+    for name, value in first.constants.items():
+        other = second.constants.get(name)
+        if other is None or value.shape != other.shape or not np.array_equal(value, other, equal_nan=True):
+            return f"the constant '{name}' of the {first.origin.get(name, '')}"
     return None
 
 
@@ -792,11 +794,11 @@ def export(model: Any, example_input: Any, path: str | os.PathLike | None = None
     try:
         first = _build(onnx, model, arrays, opset, names, output_names, dynamic_batch)
         second = _build(onnx, model, [_other_input(a, dynamic_batch) for a in arrays], opset, names,
-                        output_names, dynamic_batch)
+                        output_names, dynamic_batch, light=True)
     finally:
         for m, mode in modes:
             m.training = mode
-    difference = _first_difference(onnx, first, second, set(first[1].parameters))
+    difference = _first_difference(first[1], second[1])
     if difference is not None:
         what = "values or batch size" if dynamic_batch else "values"
         raise OnnxExportError(
