@@ -28,6 +28,12 @@ CASES: list[tuple[str, dict[str, Any], str, dict[str, Any]]] = [
     ("Adam", {"lr": 0.1}, "OneCycleLR", {"max_lr": 0.01, "epochs": 6, "steps_per_epoch": 11,
                                          "anneal_strategy": "linear", "three_phase": True}),
     ("RMSprop", {}, "OneCycleLR", {"max_lr": 0.05, "total_steps": 70, "pct_start": 0.25, "div_factor": 10.0}),
+    ("SGD", {"lr": 0.1}, "LinearLR", {"start_factor": 0.1, "total_iters": 12}),
+    ("SGD", {"lr": 0.1}, "LinearLR", {"start_factor": 1.0, "end_factor": 0.2, "total_iters": 30}),
+    ("SGD", {"lr": 0.1}, "ConstantLR", {"factor": 0.25, "total_iters": 9}),
+    ("SGD", {"lr": 0.1}, "PolynomialLR", {"total_iters": 40, "power": 2.0}),
+    ("SGD", {"lr": 0.1}, "CosineAnnealingWarmRestarts", {"T_0": 5, "T_mult": 2, "eta_min": 0.01}),
+    ("Adam", {"lr": 0.1}, "CosineAnnealingWarmRestarts", {"T_0": 7}),
 ]
 IDS = [f"{s}-{k}" for _, _, s, k in CASES]
 STEPS = 60
@@ -78,6 +84,34 @@ def test_reduce_lr_on_plateau_equals_torch_exactly(kwargs: dict[str, Any], metri
     theirs = _schedule(torch.optim.lr_scheduler, _groups(torch, "SGD", {"lr": 0.1}), "ReduceLROnPlateau", kwargs,
                        STEPS, metric)
     assert ours[0] == theirs[0]
+
+
+def _warmup_then_cosine(sched: Any, opt: Any) -> Any:
+    warmup = sched.LinearLR(opt, start_factor=0.1, total_iters=5)
+    return sched.SequentialLR(opt, [warmup, sched.CosineAnnealingLR(opt, T_max=20), sched.ExponentialLR(opt, 0.9)],
+                              milestones=[5, 25])
+
+
+def test_sequential_lr_equals_torch_exactly_and_goes_through_a_checkpoint(tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+    runs = []
+    for lib, sched in ((optim, lr_scheduler), (torch, torch.optim.lr_scheduler)):
+        opt = _groups(lib, "SGD", {"lr": 0.1})
+        scheduler = _warmup_then_cosine(sched, opt)
+        lrs = [list(scheduler.get_last_lr())]
+        for _ in range(45):
+            opt.step()
+            scheduler.step()
+            lrs.append(list(scheduler.get_last_lr()))
+        runs.append(lrs)
+        if lib is optim:
+            tg.save({"s": scheduler.state_dict(), "lrs": [g["lr"] for g in opt.param_groups]}, tmp_path / "s.pt")
+    assert runs[0] == runs[1]
+    saved = tg.load(tmp_path / "s.pt")
+    opt = _groups(optim, "SGD", {"lr": 0.1})
+    scheduler = _warmup_then_cosine(lr_scheduler, opt)
+    scheduler.load_state_dict(saved["s"])
+    assert scheduler.get_last_lr() == runs[0][-1]
 
 
 def test_reduce_lr_on_plateau_takes_a_tensor_metric() -> None:
@@ -200,6 +234,12 @@ def test_one_cycle_lr_loads_torchs_state() -> None:
     (lambda o: lr_scheduler.ReduceLROnPlateau(o, mode="up"), ValueError, r"mode 'up' is unknown"),
     (lambda o: lr_scheduler.ReduceLROnPlateau(o, threshold_mode="x"), ValueError, r"threshold mode 'x' is unknown"),
     (lambda o: lr_scheduler.StepLR(o, 2, last_epoch=3), KeyError, r"param 'initial_lr' is not specified"),
+    (lambda o: lr_scheduler.LinearLR(o, start_factor=0), ValueError, r"LinearLR: start_factor must be in \(0, 1\]"),
+    (lambda o: lr_scheduler.ConstantLR(o, factor=2), ValueError, r"ConstantLR: factor must be in \[0, 1\], got 2"),
+    (lambda o: lr_scheduler.CosineAnnealingWarmRestarts(o, T_0=0), ValueError, r"T_0 must be an int >= 1, got 0"),
+    (lambda o: lr_scheduler.SequentialLR(o, [], []), ValueError, r"expects at least one scheduler"),
+    (lambda o: lr_scheduler.SequentialLR(o, [lr_scheduler.ReduceLROnPlateau(o)], []), ValueError,
+     r"does not support ReduceLROnPlateau"),
 ])
 def test_argument_checks(make: Callable[[Any], Any], error: type[Exception], message: str) -> None:
     opt = _groups(optim, "SGD", {"lr": 0.1})

@@ -19,8 +19,9 @@ from typing import Any
 
 from .optimizer import Optimizer
 
-__all__ = ["CosineAnnealingLR", "ExponentialLR", "LRScheduler", "LambdaLR", "MultiStepLR", "OneCycleLR",
-           "ReduceLROnPlateau", "StepLR"]
+__all__ = ["ConstantLR", "CosineAnnealingLR", "CosineAnnealingWarmRestarts", "ExponentialLR", "LRScheduler",
+           "LambdaLR", "LinearLR", "MultiStepLR", "OneCycleLR", "PolynomialLR", "ReduceLROnPlateau", "SequentialLR",
+           "StepLR"]
 
 _EPOCH_DEPRECATION = ("The epoch parameter in `scheduler.step()` was not necessary and is being deprecated where "
                       "possible. Please use `scheduler.step()` to step the scheduler.")
@@ -102,6 +103,9 @@ class LRScheduler:
         self._step_count += 1
         if epoch is not None:
             warnings.warn(_EPOCH_DEPRECATION, UserWarning, stacklevel=2)
+        self._update_lr(epoch)
+
+    def _update_lr(self, epoch: int | None = None) -> None:
         self._get_lr_called_within_step = True
         try:
             if epoch is None:
@@ -254,6 +258,83 @@ class ExponentialLR(LRScheduler):
         return [base_lr * self.gamma**self.last_epoch for base_lr in self.base_lrs]
 
 
+class LinearLR(LRScheduler):
+    """lr = initial_lr * factor, the factor going linearly from start_factor to end_factor over total_iters epochs
+    (a warm-up)."""
+
+    def __init__(self, optimizer: Optimizer, start_factor: float = 1.0 / 3, end_factor: float = 1.0,
+                 total_iters: int = 5, last_epoch: int = -1) -> None:
+        owner = type(self).__name__
+        _check_optimizer(owner, optimizer)
+        if not 0 < _real(owner, "start_factor", start_factor) <= 1:
+            raise ValueError(f"{owner}: start_factor must be in (0, 1], got {start_factor!r}")
+        if not 0 <= _real(owner, "end_factor", end_factor) <= 1:
+            raise ValueError(f"{owner}: end_factor must be in [0, 1], got {end_factor!r}")
+        self.start_factor, self.end_factor = start_factor, end_factor
+        self.total_iters = _int(owner, "total_iters", total_iters, 1)
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self) -> list[float]:
+        if self.last_epoch == 0:
+            return [group["lr"] * self.start_factor for group in self.optimizer.param_groups]
+        if self._is_initial or self.last_epoch > self.total_iters:
+            return self._group_lrs()
+        change = self.end_factor - self.start_factor
+        return [group["lr"] * (1.0 + change / (self.total_iters * self.start_factor + (self.last_epoch - 1) * change))
+                for group in self.optimizer.param_groups]
+
+    def _get_closed_form_lr(self) -> list[float]:
+        return [base_lr * (self.start_factor + (self.end_factor - self.start_factor)
+                           * min(self.total_iters, self.last_epoch) / self.total_iters) for base_lr in self.base_lrs]
+
+
+class ConstantLR(LRScheduler):
+    """lr = initial_lr * factor for the first total_iters epochs, then initial_lr."""
+
+    def __init__(self, optimizer: Optimizer, factor: float = 1.0 / 3, total_iters: int = 5,
+                 last_epoch: int = -1) -> None:
+        owner = type(self).__name__
+        _check_optimizer(owner, optimizer)
+        if not 0 <= _real(owner, "factor", factor) <= 1:
+            raise ValueError(f"{owner}: factor must be in [0, 1], got {factor!r}")
+        self.factor = factor
+        self.total_iters = _int(owner, "total_iters", total_iters, 0)
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self) -> list[float]:
+        if self.last_epoch == 0:
+            return [group["lr"] * self.factor for group in self.optimizer.param_groups]
+        if self.last_epoch != self.total_iters:
+            return self._group_lrs()
+        return [group["lr"] * (1.0 / self.factor) for group in self.optimizer.param_groups]
+
+    def _get_closed_form_lr(self) -> list[float]:
+        return [base_lr * (self.factor + (self.last_epoch >= self.total_iters) * (1 - self.factor))
+                for base_lr in self.base_lrs]
+
+
+class PolynomialLR(LRScheduler):
+    """lr = initial_lr * (1 - epoch / total_iters) ** power, then 0 after total_iters epochs."""
+
+    def __init__(self, optimizer: Optimizer, total_iters: int = 5, power: float = 1.0, last_epoch: int = -1) -> None:
+        owner = type(self).__name__
+        _check_optimizer(owner, optimizer)
+        self.total_iters = _int(owner, "total_iters", total_iters, 1)
+        self.power = _real(owner, "power", power)
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self) -> list[float]:
+        if self._is_initial or self.last_epoch > self.total_iters:
+            return self._group_lrs()
+        decay = ((1.0 - self.last_epoch / self.total_iters) / (1.0 - (self.last_epoch - 1) / self.total_iters)) \
+            ** self.power
+        return [group["lr"] * decay for group in self.optimizer.param_groups]
+
+    def _get_closed_form_lr(self) -> list[float]:
+        return [base_lr * (1.0 - min(self.total_iters, self.last_epoch) / self.total_iters) ** self.power
+                for base_lr in self.base_lrs]
+
+
 class CosineAnnealingLR(LRScheduler):
     """lr follows half a cosine from initial_lr down to eta_min over T_max epochs (then back up, as PyTorch's
     recursive form does)."""
@@ -281,6 +362,124 @@ class CosineAnnealingLR(LRScheduler):
     def _get_closed_form_lr(self) -> list[float]:
         return [self.eta_min + (base_lr - self.eta_min) * (1 + math.cos(math.pi * self.last_epoch / self.T_max)) / 2
                 for base_lr in self.base_lrs]
+
+
+class CosineAnnealingWarmRestarts(LRScheduler):
+    """Cosine annealing from initial_lr to eta_min over T_0 epochs, restarting each time, each period T_mult times
+    longer than the last (SGDR)."""
+
+    def __init__(self, optimizer: Optimizer, T_0: int, T_mult: int = 1, eta_min: float = 0.0,  # noqa: N803
+                 last_epoch: int = -1) -> None:
+        owner = type(self).__name__
+        _check_optimizer(owner, optimizer)
+        self.T_0 = self.T_i = _int(owner, "T_0", T_0, 1)
+        self.T_mult = _int(owner, "T_mult", T_mult, 1)
+        self.eta_min = _real(owner, "eta_min", eta_min)
+        self.T_cur = last_epoch
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self) -> list[float]:
+        return [self.eta_min + (base_lr - self.eta_min) * (1 + math.cos(math.pi * self.T_cur / self.T_i)) / 2
+                for base_lr in self.base_lrs]
+
+    def step(self, epoch: float | None = None) -> None:
+        if epoch is None and self.last_epoch < 0:
+            epoch = 0
+        if epoch is None:
+            epoch = self.last_epoch + 1
+            self.T_cur = self.T_cur + 1
+            if self.T_cur >= self.T_i:
+                self.T_cur = self.T_cur % self.T_i
+                self.T_i = self.T_i * self.T_mult
+        else:
+            if epoch < 0:
+                raise ValueError(f"{type(self).__name__}.step: expected a non-negative epoch, got {epoch}")
+            if epoch >= self.T_0:
+                if self.T_mult == 1:
+                    self.T_cur = epoch % self.T_0
+                else:
+                    n = int(math.log((epoch / self.T_0 * (self.T_mult - 1) + 1), self.T_mult))
+                    self.T_cur = epoch - self.T_0 * (self.T_mult**n - 1) / (self.T_mult - 1)
+                    self.T_i = self.T_0 * self.T_mult**n
+            else:
+                self.T_i = self.T_0
+                self.T_cur = epoch
+        self.last_epoch = math.floor(epoch)
+        for group, lr in zip(self.optimizer.param_groups, self.get_lr()):
+            group["lr"] = lr
+        self._last_lr = self._group_lrs()
+
+
+def _undo_initial_step(schedulers: list[LRScheduler]) -> None:
+    """Take back the step each scheduler (and those inside a SequentialLR) took when it was made."""
+    for scheduler in schedulers:
+        if isinstance(scheduler, SequentialLR):
+            _undo_initial_step(scheduler._schedulers)
+        scheduler.last_epoch -= 1
+
+
+class SequentialLR(LRScheduler):
+    """Runs `schedulers` one after the other, switching at each of `milestones` (e.g. LinearLR warm-up, then
+    CosineAnnealingLR). Its state_dict holds theirs under "_schedulers" as {"0": ..., "1": ...} (PyTorch: a list),
+    so that a checkpoint holds it; load_state_dict takes either."""
+
+    def __init__(self, optimizer: Optimizer, schedulers: list[LRScheduler], milestones: list[int],
+                 last_epoch: int = -1) -> None:
+        owner = type(self).__name__
+        _check_optimizer(owner, optimizer)
+        if len(schedulers) < 1:
+            raise ValueError(f"{owner} expects at least one scheduler, but got no scheduler")
+        for i, scheduler in enumerate(schedulers):
+            if not isinstance(scheduler, LRScheduler):
+                raise TypeError(f"{owner}: schedulers[{i}] is a {type(scheduler).__name__}, expected a scheduler")
+            if isinstance(scheduler, ReduceLROnPlateau):
+                raise ValueError(f"{owner} does not support ReduceLROnPlateau (its step needs the metric), got one at "
+                                 f"index {i}")
+            if scheduler.optimizer is not optimizer:
+                raise ValueError(f"{owner} expects all schedulers to belong to the same optimizer, but schedulers[{i}] "
+                                 f"({type(scheduler).__name__}) has another one")
+        if len(milestones) != len(schedulers) - 1:
+            raise ValueError(f"{owner} expects one milestone fewer than schedulers, got {len(schedulers)} schedulers "
+                             f"and {len(milestones)} milestones")
+        self._schedulers = list(schedulers)
+        self._milestones = list(milestones)
+        self.last_epoch = last_epoch + 1
+        self.optimizer = optimizer
+        for group in optimizer.param_groups:
+            group["lr"] = group["initial_lr"]
+        _undo_initial_step(self._schedulers)
+        index = bisect_right(self._milestones, 0)
+        self._schedulers[index]._initial_step()
+        self._last_lr = self._schedulers[index].get_last_lr()
+
+    def step(self) -> None:  # type: ignore[override]
+        self.last_epoch += 1
+        index = bisect_right(self._milestones, self.last_epoch)
+        scheduler = self._schedulers[index]
+        if index > 0 and self._milestones[index - 1] == self.last_epoch:
+            scheduler._update_lr(0)
+        else:
+            scheduler.step()
+        self._last_lr = scheduler.get_last_lr()
+
+    def state_dict(self) -> dict[str, Any]:
+        state = {key: _plain_copy(value) for key, value in self.__dict__.items()
+                 if key not in ("optimizer", "_schedulers")}
+        state["_schedulers"] = {str(i): s.state_dict() for i, s in enumerate(self._schedulers)}
+        return state
+
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
+        state = dict(state_dict)
+        inner = state.pop("_schedulers", None)
+        if isinstance(inner, Mapping):
+            inner = [inner[k] for k in sorted(inner, key=int)]
+        if not isinstance(inner, (list, tuple)) or len(inner) != len(self._schedulers):
+            raise ValueError(f"{type(self).__name__}.load_state_dict: the state holds "
+                             f"{len(inner) if isinstance(inner, (list, tuple)) else 'no'} schedulers, this one has "
+                             f"{len(self._schedulers)}")
+        self.__dict__.update({key: _plain_copy(value) for key, value in state.items()})
+        for scheduler, entry in zip(self._schedulers, inner):
+            scheduler.load_state_dict(entry)
 
 
 class OneCycleLR(LRScheduler):
