@@ -75,3 +75,20 @@ def test_user_errors_exit_2_with_one_line(case: str, checkpoint: tuple[Path, obj
     if case == "no_onnx":
         assert "pip install 'tinygrad_cnn[interop]'" in err
     assert not out.exists()
+
+
+def test_bench_row_puts_onnxruntime_beside_our_lenet_inference() -> None:
+    pytest.importorskip("onnxruntime")
+    from tinygrad_cnn.onnx.bench import onnxruntime_rows
+
+    (row,) = onnxruntime_rows(repeats=1, quick=True, images=40, chunk=20)
+    assert row.reference_name == "onnxruntime" and row.ours > 0 and row.reference > 0
+    assert "onnxruntime" in row.workload and "not a target" in row.note
+
+
+def test_bench_row_without_onnxruntime_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tinygrad_cnn.onnx.bench import onnxruntime_rows
+
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)
+    (row,) = onnxruntime_rows(repeats=1)
+    assert row.reference is None and "pip install 'tinygrad_cnn[interop]'" in row.note
