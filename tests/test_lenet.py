@@ -53,9 +53,9 @@ def test_shapes_and_parameter_names(torch: Any) -> None:
     assert [p.shape for p in model.parameters()] == [tuple(p.shape) for p in theirs.parameters()]
     assert [(n, type(m).__name__) for n, m in model.named_modules()] == [
         (n, type(m).__name__) for n, m in theirs.named_modules()]
-    assert model(Tensor(images(3))).shape == (3, 10)
+    assert model(Tensor(images(3)).float()).shape == (3, 10)
     seven = seeded_lenet(num_classes=7)
-    assert seven(Tensor(images(2))).shape == (2, 7) and seven.fc3.weight.shape == (7, 84)
+    assert seven(Tensor(images(2)).float()).shape == (2, 7) and seven.fc3.weight.shape == (7, 84)
 
 
 def test_repr_like_torch(torch: Any) -> None:

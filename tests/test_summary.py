@@ -78,7 +78,7 @@ def test_summary_table_text() -> None:
 def test_summary_counts_trainable_and_dtype() -> None:
     model = lenet5()
     model.conv1.weight.requires_grad = False
-    s = summary(model, (1, 28, 28), dtype=np.float64)
+    s = summary(model.double(), (1, 28, 28), dtype=np.float64)
     assert s.trainable_params == 44_426 - 6 * 25 and s.total_params == 44_426
     assert s.activation_bytes == 8 * sum(int(np.prod(shape)) for shape in LENET_SHAPES.values())
     assert "Non-trainable params: 150" in str(s)
