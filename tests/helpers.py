@@ -86,5 +86,5 @@ def assert_matches_torch(ours: Callable[..., Tensor], theirs: Callable[..., Any]
     second_torch = torch.autograd.grad(total_torch, [*ts, v_torch], allow_unused=True, materialize_grads=True)
     for i, (gg, gg_torch) in enumerate(zip(second, second_torch)):
         which = "the upstream gradient" if i == len(xs) else f"input {i}"
-        np.testing.assert_allclose(0.0 if gg is None else gg.data, gg_torch.detach().numpy(), **close,
+        np.testing.assert_allclose(0.0 if gg is None else gg.data, gg_torch.detach().numpy(force=True), **close,
                                    err_msg=f"second derivative with respect to {which}")

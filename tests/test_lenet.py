@@ -66,7 +66,7 @@ def test_repr_like_torch(torch: Any) -> None:
     for mine, expected in zip(ours, theirs):
         assert mine == expected or (mine.endswith(")") and expected.startswith(mine[:-1])), (mine, expected)
     assert "  (conv1): Conv2d(1, 6, kernel_size=(5, 5), stride=(1, 1))" in ours
-    assert "  (pool2): MaxPool2d(kernel_size=2, stride=2, padding=0)" in ours
+    assert "  (pool2): MaxPool2d(kernel_size=2, stride=2, padding=0, dilation=1, ceil_mode=False)" in ours
     assert "  (fc3): Linear(in_features=84, out_features=10, bias=True)" in ours
 
 
@@ -78,7 +78,7 @@ def test_init_within_torch_fan_in_bounds(torch: Any) -> None:
         fan_in = torch.nn.init._calculate_fan_in_and_fan_out(weights[name.replace("bias", "weight")])[0]
         bound = 1 / np.sqrt(fan_in)
         assert np.abs(p.data).max() <= bound, name
-        if p.size >= 100:  # enough draws to come close to the bound
+        if p.numel() >= 100:  # enough draws to come close to the bound
             assert np.abs(p.data).max() > 0.9 * bound, name
 
 

@@ -10,6 +10,7 @@ from .autograd import (Config, Context, Function, Observer, Tensor, enable_grad,
                        observe, set_grad_enabled, using_config)
 from . import tensor_methods  # noqa: I001, F401  (attaches the operators and methods to Tensor before anything uses them)
 from .devices import accelerator, backends, cuda, device
+from .tensor_methods import FUNCTIONS, Size, cat, concat, concatenate, stack, where
 from .factories import (arange, as_tensor, bool_, double, empty, empty_like, eye, float16, float32, float64,
                         from_numpy, full, full_like, get_default_dtype, half, int8, int16, int32, int64, is_tensor,
                         linspace, long, numel, ones, ones_like, rand, rand_like, randint, randn, randn_like, randperm,
@@ -32,6 +33,7 @@ sys.modules[f"{__name__}.perf"] = sys.modules[f"{__name__}.runtime.memory"] = __
 
 # PyTorch's dtype names that are also Python builtins: attributes of the package only (torch.float, torch.bool).
 globals().update({"float": float32, "int": int32, "bool": bool_})
+globals().update(FUNCTIONS)  # tinygrad_cnn.flatten(x, 1), .max(x, 1), .sum, ...: the function forms of methods
 
 __all__ = ["CheckpointError", "Config", "Context", "Function", "GradcheckError", "Observer", "Tensor", "check_graph",
            "detect_anomaly", "enable_grad", "functional", "grad", "gradcheck", "gradgradcheck", "is_grad_enabled",
@@ -40,4 +42,5 @@ __all__ = ["CheckpointError", "Config", "Context", "Function", "GradcheckError",
            "accelerator", "arange", "as_tensor", "backends", "cuda", "device", "double", "empty", "empty_like", "eye",
            "float16", "float32", "float64", "from_numpy", "full", "full_like", "get_default_dtype", "half", "int8",
            "int16", "int32", "int64", "is_tensor", "linspace", "long", "numel", "ones", "ones_like", "rand",
-           "rand_like", "randint", "randn", "randn_like", "randperm", "short", "uint8", "zeros", "zeros_like"]
+           "rand_like", "randint", "randn", "randn_like", "randperm", "short", "uint8", "zeros", "zeros_like",
+           "Size", "cat", "concat", "concatenate", "stack", "where", *FUNCTIONS]

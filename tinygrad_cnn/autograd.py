@@ -358,7 +358,7 @@ def _seed_grad(root: Tensor, grad: Any, op: str) -> Tensor:
         raise RuntimeError(f"{op}: the tensor does not require grad and has no recorded op "
                            "(was it computed inside no_grad(), or from inputs without requires_grad=True?)")
     if grad is None:
-        if root.size != 1:
+        if root._data.size != 1:
             raise RuntimeError(f"{op}: grad can be implicitly created only for a scalar output, but the output "
                                f"has shape {root.shape}; pass grad= with that shape")
         return Tensor._make(np.ones(root.shape, dtype=root.dtype))

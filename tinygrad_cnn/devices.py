@@ -18,7 +18,7 @@ KNOWN_TYPES = ("cpu", "cuda", "mps", "xpu", "xla", "meta", "hip", "ipu", "mtia",
 
 
 class device:
-    """A device: `device('cpu')`, `device('cuda', 0)`, `device('cuda:1')`. Compares equal to its string."""
+    """A device: `device('cpu')`, `device('cuda', 0)`, `device('cuda:1')`; `str(d)` is its name."""
 
     __slots__ = ("type", "index")
 
@@ -47,12 +47,7 @@ class device:
     def __str__(self) -> str:
         return self.type if self.index is None else f"{self.type}:{self.index}"
 
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, str):
-            try:
-                other = device(other)
-            except (RuntimeError, TypeError):
-                return False
+    def __eq__(self, other: object) -> bool:  # as PyTorch: a device never equals a string
         return isinstance(other, device) and (self.type, self.index) == (other.type, other.index)
 
     def __hash__(self) -> int:

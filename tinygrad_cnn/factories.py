@@ -9,7 +9,6 @@ numpy dtypes: `t.dtype == tinygrad_cnn.float32` holds for a float32 tensor.
 
 from __future__ import annotations
 
-import builtins
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -18,7 +17,7 @@ import numpy as np
 
 from . import rng
 from .autograd import Tensor, as_array
-from .devices import resolve
+from .devices import is_device_like, resolve
 
 # ---- dtypes --------------------------------------------------------------------------------------------------
 float16 = half = np.dtype(np.float16)
@@ -41,16 +40,10 @@ def get_default_dtype() -> np.dtype:
 
 
 def as_dtype(dtype: Any, op: str) -> np.dtype | None:
-    """A dtype argument as a numpy dtype (None stays None); Python's `float`/`int`/`bool` mean float32,
-    int64 and bool, as in PyTorch."""
+    """A dtype argument as a numpy dtype (None stays None). Python's `float` and `int` mean float64 and
+    int64, as in both PyTorch and numpy."""
     if dtype is None:
         return None
-    if dtype is builtins.float:
-        return float32
-    if dtype is builtins.int:
-        return int64
-    if dtype is builtins.bool:
-        return bool_
     try:
         result = np.dtype(dtype)
     except TypeError:
@@ -58,6 +51,32 @@ def as_dtype(dtype: Any, op: str) -> np.dtype | None:
     if result.kind not in "biuf":
         raise TypeError(f"{op}: unsupported dtype {result}; expected bool, integer or floating point")
     return result
+
+
+def to_args(args: tuple, kwargs: dict, op: str) -> tuple[np.dtype | None, bool]:
+    """The arguments of PyTorch's `.to()`: (device, dtype, non_blocking, copy) positionally in that order,
+    a tensor standing for its dtype, or keywords. Checks the device (only the CPU); returns (dtype, copy)."""
+    kwargs = dict(kwargs)
+    dtype, device = kwargs.pop("dtype", None), kwargs.pop("device", None)
+    copy = bool(kwargs.pop("copy", False))
+    kwargs.pop("non_blocking", None)
+    kwargs.pop("memory_format", None)
+    if kwargs:
+        raise TypeError(f"{op}: unexpected keyword argument {next(iter(kwargs))!r}")
+    flags = [a for a in args if isinstance(a, bool)]  # non_blocking, copy
+    args = [a for a in args if not isinstance(a, bool)]
+    if len(args) > 2 or len(flags) > 2:
+        raise TypeError(f"{op}: expected (device, dtype, non_blocking, copy), got {len(args) + len(flags)} arguments")
+    copy = copy or (len(flags) == 2 and flags[1])
+    for arg in args:
+        if isinstance(arg, Tensor):
+            dtype = arg.dtype
+        elif is_device_like(arg) or isinstance(arg, (int, np.integer)):
+            device = arg
+        else:
+            dtype = as_dtype(arg, op)
+    resolve(device, op)
+    return as_dtype(dtype, op), copy
 
 
 def _finish(arr: np.ndarray, requires_grad: bool, device: Any, op: str) -> Tensor:
@@ -133,7 +152,7 @@ def empty(*size: Any, dtype: Any = None, device: Any = None, requires_grad: bool
     return _finish(np.zeros(shape, as_dtype(dtype, "empty") or float32), requires_grad, device, "empty")
 
 
-def _scalar_dtype(value: Any) -> np.dtype:
+def scalar_dtype(value: Any) -> np.dtype:
     """The dtype PyTorch infers from a fill value: bool, int64 for ints, the default float for floats."""
     if isinstance(value, (bool, np.bool_)):
         return bool_
@@ -158,7 +177,7 @@ def full(size: Sequence[int], fill_value: Any, *, dtype: Any = None, device: Any
          requires_grad: bool = False) -> Tensor:
     shape = size_arg((size,) if isinstance(size, (int, np.integer)) else tuple(size), "full")
     value = _check_number(fill_value, "fill_value", "full")
-    dt = as_dtype(dtype, "full") or _scalar_dtype(value)
+    dt = as_dtype(dtype, "full") or scalar_dtype(value)
     return _finish(np.full(shape, value, dt), requires_grad, device, "full")
 
 
@@ -200,18 +219,21 @@ def linspace(start: Any, end: Any, steps: int, *, dtype: Any = None, device: Any
     if not isinstance(steps, (int, np.integer)) or isinstance(steps, bool) or steps < 0:
         raise RuntimeError(f"linspace: number of steps must be a non-negative int, got {steps!r}")
     dt = as_dtype(dtype, "linspace") or float32
-    # PyTorch's formula: from the start for the first half, from the end for the second (both ends exact).
-    i = np.arange(steps, dtype=np.float64)
-    step = (end - start) / (steps - 1) if steps > 1 else 0.0
-    values = np.where(i < steps // 2, start + step * i, end - step * (steps - 1 - i))
+    # PyTorch's formula, in the output's precision (float64 for integers): from the start for the first
+    # half, from the end for the second, so both ends are exact.
+    work = dt if dt.kind == "f" else np.dtype(np.float64)
+    first, last = np.array(start, work), np.array(end, work)
+    step = (last - first) / work.type(steps - 1) if steps > 1 else work.type(0)
+    i = np.arange(steps, dtype=work)
+    values = np.where(i < max(steps // 2, 1), first + step * i, last - step * (work.type(steps - 1) - i))
     return _finish(values.astype(dt), requires_grad, device, "linspace")
 
 
 # ---- random ------------------------------------------------------------------------------------------------------
 def _float_dtype(dtype: Any, op: str) -> np.dtype:
     dt = as_dtype(dtype, op) or float32
-    if dt.kind != "f":
-        raise RuntimeError(f"{op}: expected a floating point dtype, got {dt}")
+    if dt.kind != "f":  # PyTorch's class: the random kernel is "not implemented" for integer dtypes
+        raise NotImplementedError(f"{op}: random floats need a floating point dtype, got {dt}")
     return dt
 
 

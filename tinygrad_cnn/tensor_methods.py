@@ -8,13 +8,16 @@ and name the op in every error; the primitives they call trust them.
 
 from __future__ import annotations
 
+import builtins
+import collections
+import functools
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
-from . import ops
+from . import devices, factories, ops
 from .autograd import Config, Function, Tensor
 
 
@@ -103,6 +106,13 @@ def _in_place(update: np.ufunc, symbol: str) -> Callable[[Tensor, Any], Tensor]:
     return method
 
 
+def _cast_to(dtype: type) -> Callable[[Tensor], Tensor]:
+    def cast(self: Tensor) -> Tensor:
+        return self.astype(dtype)
+    cast.__doc__ = f"This tensor as {np.dtype(dtype)} (itself if it already is)."
+    return cast
+
+
 class TensorMethods:
     """The Tensor's operators and methods, written as a class body for reading; `_attach` copies them
     onto the engine's `Tensor` (this class is never instantiated)."""
@@ -111,8 +121,38 @@ class TensorMethods:
     shape = property(lambda self: self._data.shape)
     ndim = property(lambda self: self._data.ndim)
     dtype = property(lambda self: self._data.dtype)
-    size = property(lambda self: self._data.size)
     T = property(lambda self: ops.Permute.apply(self, axes=tuple(reversed(range(self.ndim)))))
+    device = property(lambda self: devices.CPU)
+    is_cuda = False
+
+
+    def size(self, dim: int | None = None) -> Size | int:
+        """The shape as a `Size` (a tuple), or the length of dimension `dim` (PyTorch's `size()`)."""
+        if dim is None:
+            return Size(self._data.shape)
+        return self._data.shape[_dim(dim, self.ndim, "size")]
+
+
+    def numel(self) -> int:
+        return int(self._data.size)
+
+
+    nelement = numel
+
+
+    def dim(self) -> int:
+        return self._data.ndim
+
+
+    ndimension = dim
+
+
+    def is_floating_point(self) -> bool:
+        return self._data.dtype.kind == "f"
+
+
+    def element_size(self) -> int:
+        return self._data.itemsize
 
 
     def numpy(self) -> np.ndarray:
@@ -123,6 +163,26 @@ class TensorMethods:
         if self._data.size != 1:
             raise ValueError(f"item: only a one-element tensor converts to a Python number, got shape {self.shape}")
         return self._data.item()
+
+
+    def tolist(self) -> Any:
+        """The values as (nested lists of) Python numbers; a 0-d tensor gives a number."""
+        return self._data.tolist()
+
+
+    def __float__(self) -> float:
+        return float(_one_element(self, "float"))
+
+
+    def __int__(self) -> int:
+        return int(_one_element(self, "int"))
+
+
+    def __index__(self) -> int:
+        if self._data.dtype.kind not in "iu" or self._data.size != 1:
+            raise TypeError(f"only integer tensors of a single element can be converted to an index, got a "
+                            f"{self.dtype} tensor of shape {self.shape}")
+        return int(self._data.item())
 
 
     def __len__(self) -> int:
@@ -139,16 +199,81 @@ class TensorMethods:
 
 
     def astype(self, dtype: Any) -> Tensor:
-        dtype = np.dtype(dtype)
-        return self if dtype == self.dtype else ops.Cast.apply(self, dtype=dtype)
+        """This tensor in `dtype` (itself if it already is). Float to float is differentiable; a cast to an
+        integer or bool dtype leaves the graph, as in PyTorch."""
+        dtype = factories.as_dtype(dtype, "astype")
+        if dtype == self._data.dtype:
+            return self
+        if dtype.kind == "f" and self._data.dtype.kind == "f":
+            return ops.Cast.apply(self, dtype=dtype)
+        return Tensor._make(self._data.astype(dtype))
 
 
-    def float(self) -> Tensor:
-        return self.astype(np.float32)
+    # x.float(), x.long(), ...: PyTorch's cast methods
+    float, double, half = _cast_to(np.float32), _cast_to(np.float64), _cast_to(np.float16)
+    long, int, short, byte, bool = (_cast_to(np.int64), _cast_to(np.int32), _cast_to(np.int16), _cast_to(np.uint8),
+                                    _cast_to(np.bool_))
 
 
-    def double(self) -> Tensor:
-        return self.astype(np.float64)
+    def type_as(self, other: Tensor) -> Tensor:
+        return self.astype(other.dtype)
+
+
+    def to(self, *args: Any, **kwargs: Any) -> Tensor:
+        """`to(dtype)`, `to(device)`, `to(device, dtype)`, `to(other_tensor)`, keywords `dtype`, `device`,
+        `copy`, `non_blocking` (as PyTorch). Only the CPU exists: any other device is an error naming it.
+        Returns this very tensor when nothing changes (unless copy=True)."""
+        dtype, copy = factories.to_args(args, kwargs, "to")
+        out = self if dtype is None else self.astype(dtype)
+        return out.clone() if copy and out is self else out
+
+
+    def cpu(self) -> Tensor:
+        return self
+
+
+    def cuda(self, device: Any = None, non_blocking: bool = False) -> Tensor:
+        devices.resolve("cuda" if device is None else device if isinstance(device, (str, devices.device))
+                        else devices.device("cuda", device), "cuda")
+        return self
+
+
+    def clone(self, *, memory_format: Any = None) -> Tensor:
+        """A copy with its own memory, in the graph (its gradient is the identity)."""
+        return ops.Cast.apply(self, dtype=self._data.dtype)
+
+
+    def requires_grad_(self, requires_grad: bool = True) -> Tensor:
+        """Set `requires_grad` in place (leaves only, floating point only) and return the tensor."""
+        if requires_grad and self._data.dtype.kind != "f":
+            raise RuntimeError(f"requires_grad_: only tensors of floating point dtype can require gradients, "
+                               f"got {self.dtype}")
+        if not requires_grad and self._ctx is not None:
+            raise RuntimeError("requires_grad_: you can only change requires_grad flags of leaf tensors; use "
+                               "detach() to get a tensor out of the graph")
+        self.requires_grad = bool(requires_grad)
+        return self
+
+
+    def new_tensor(self, data: Any, *, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
+        return factories.tensor(data, dtype=dtype or self.dtype, device=device, requires_grad=requires_grad)
+
+
+    def new_zeros(self, *size: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
+        return factories.zeros(*size, dtype=dtype or self.dtype, device=device, requires_grad=requires_grad)
+
+
+    def new_ones(self, *size: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
+        return factories.ones(*size, dtype=dtype or self.dtype, device=device, requires_grad=requires_grad)
+
+
+    def new_empty(self, *size: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
+        return factories.empty(*size, dtype=dtype or self.dtype, device=device, requires_grad=requires_grad)
+
+
+    def new_full(self, size: Sequence[int], fill_value: Any, *, dtype: Any = None, device: Any = None,
+                 requires_grad: bool = False) -> Tensor:
+        return factories.full(size, fill_value, dtype=dtype or self.dtype, device=device, requires_grad=requires_grad)
 
 
     # ---- comparisons: elementwise, bool results, never differentiated -------------------------------------
@@ -231,59 +356,290 @@ class TensorMethods:
         return ops.Relu.apply(self)
 
 
-    # ---- reductions ------------------------------------------------------------------------------------------
-    def sum(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
-        return ops.Sum.apply(self, axis=norm_axis(axis, self.ndim, "sum"), keepdims=keepdims)
+    # ---- elementwise functions -------------------------------------------------------------------------------
+    def sigmoid(self) -> Tensor:
+        return ops.Sigmoid.apply(_floating(self))
 
 
-    def max(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
-        return ops.Max.apply(self, axis=norm_axis(axis, self.ndim, "max"), keepdims=keepdims)
+    def tanh(self) -> Tensor:
+        return ops.Tanh.apply(_floating(self))
 
 
-    def mean(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
-        axes = norm_axis(axis, self.ndim, "mean")
-        count = math.prod(self.shape[a] for a in axes)
-        return self.sum(axes, keepdims) / count
+    def abs(self) -> Tensor:
+        """|x| = relu(x) + relu(-x): its gradient at 0 is 0, as PyTorch's sign(x)."""
+        return ops.Relu.apply(self) + ops.Relu.apply(-self)
 
 
-    def log_softmax(self, axis: int = -1) -> Tensor:
-        norm_axis(axis, self.ndim, "log_softmax")  # numpy's own error would not name the op
-        shifted = self - self._data.max(axis=axis, keepdims=True)  # a constant shift: no gradient needed
-        return shifted - shifted.exp().sum(axis, keepdims=True).log()
+    __abs__ = abs
 
 
-    def softmax(self, axis: int = -1) -> Tensor:
-        return self.log_softmax(axis).exp()
+    def sqrt(self) -> Tensor:
+        return _floating(self) ** 0.5
+
+
+    def rsqrt(self) -> Tensor:
+        return _floating(self) ** -0.5
+
+
+    def square(self) -> Tensor:
+        return self * self
+
+
+    def clamp(self, min: Any = None, max: Any = None) -> Tensor:
+        """Each element limited to [min, max] (numbers or tensors, broadcast); the gradient passes where
+        min <= x <= max, and to a tensor bound where it is the result. min > max gives max, as in PyTorch."""
+        if min is None and max is None:
+            raise RuntimeError("clamp: at least one of 'min' or 'max' must not be None")
+        out = self
+        if min is not None:
+            out = where(_lt(out, min), min, out)
+        if max is not None:
+            out = where(_lt(max, out), max, out)
+        return out
+
+
+    clip = clamp
+
+
+    def clamp_min(self, min: Any) -> Tensor:
+        return self.clamp(min=min)
+
+
+    def clamp_max(self, max: Any) -> Tensor:
+        return self.clamp(max=max)
+
+
+    def where(self, condition: Any, other: Any) -> Tensor:
+        """`self` where `condition` holds, else `other` (torch's `x.where(cond, y)`)."""
+        return where(condition, self, other)
+
+
+    def masked_fill(self, mask: Any, value: Any) -> Tensor:
+        """`value` where `mask` is True, else this tensor's elements."""
+        m = mask._data if isinstance(mask, Tensor) else np.asarray(mask)
+        if m.dtype != np.bool_:
+            raise RuntimeError(f"masked_fill: expected a bool mask, got dtype {m.dtype}")
+        if isinstance(value, Tensor) and value.ndim != 0:
+            raise RuntimeError(f"masked_fill: value must be a number or a 0-d tensor, got shape {value.shape}")
+        out = where(mask, value.astype(self.dtype) if isinstance(value, Tensor) else value, self)
+        if out.shape != self.shape:
+            raise RuntimeError(f"masked_fill: mask of shape {m.shape} does not broadcast to shape {self.shape}")
+        return out
+
+
+    def maximum(self, other: Any) -> Tensor:
+        """Elementwise maximum; ties split the gradient equally, NaN propagates (as PyTorch)."""
+        return _extremum(self, other, "maximum")
+
+
+    def minimum(self, other: Any) -> Tensor:
+        return _extremum(self, other, "minimum")
+
+
+    # ---- reductions: PyTorch's dim/keepdim, numpy's axis/keepdims beside them ---------------------------------
+    def sum(self, dim: Any = None, keepdim: bool = False, *, dtype: Any = None, axis: Any = None,
+            keepdims: bool | None = None) -> Tensor:
+        axes, keep = _reduce_args(self, dim, keepdim, axis, keepdims, "sum")
+        x = self if dtype is None else self.astype(dtype)
+        if x._data.dtype.kind != "f":  # integers and bools sum to int64 (no gradient), as in PyTorch
+            return Tensor._make(np.asarray(x._data.sum(axis=axes, keepdims=keep, dtype=np.int64)))
+        return ops.Sum.apply(x, axis=axes, keepdims=keep)
+
+
+    def mean(self, dim: Any = None, keepdim: bool = False, *, dtype: Any = None, axis: Any = None,
+             keepdims: bool | None = None) -> Tensor:
+        axes, keep = _reduce_args(self, dim, keepdim, axis, keepdims, "mean")
+        x = self if dtype is None else self.astype(dtype)
+        if x._data.dtype.kind != "f":
+            raise RuntimeError(f"mean(): could not infer output dtype. Input dtype must be floating point, got "
+                               f"{x.dtype}; convert first, e.g. x.float().mean()")
+        if x._data.dtype == np.float16:  # accumulate in float32, as PyTorch: a float16 count or sum overflows
+            return x.float().mean(axes, keep).half()
+        count = math.prod(x.shape[a] for a in axes)
+        return x.sum(axes, keep) / count
+
+
+    def var(self, dim: Any = None, unbiased: bool | None = None, keepdim: bool = False, *,
+            correction: float | None = None, axis: Any = None, keepdims: bool | None = None) -> Tensor:
+        """Variance over `dim`: sum((x - mean)^2) / (N - correction); correction defaults to 1 (Bessel),
+        `unbiased=False` means 0. Composite: its gradient is 2 (x - mean) / (N - correction)."""
+        if isinstance(dim, bool):  # x.var(False): PyTorch's var(unbiased) overload
+            dim, unbiased = None, dim
+        if unbiased is not None and correction is not None:
+            raise TypeError("var: pass either unbiased or correction, not both")
+        c = correction if correction is not None else (0 if unbiased is False else 1)
+        axes, keep = _reduce_args(self, dim, keepdim, axis, keepdims, "var")
+        x = _floating(self)
+        centred = x - x.mean(axes, keepdim=True)
+        count = math.prod(x.shape[a] for a in axes)
+        return (centred * centred).sum(axes, keep) / builtins.max(0, count - c)
+
+
+    def std(self, dim: Any = None, unbiased: bool | None = None, keepdim: bool = False, *,
+            correction: float | None = None, axis: Any = None, keepdims: bool | None = None) -> Tensor:
+        return self.var(dim, unbiased, keepdim, correction=correction, axis=axis, keepdims=keepdims).sqrt()
+
+
+    def amax(self, dim: Any = (), keepdim: bool = False, *, axis: Any = None, keepdims: bool | None = None) -> Tensor:
+        """Maximum over `dim` (all dimensions by default); the gradient is shared equally among ties."""
+        axes, keep = _reduce_args(self, None if dim == () else dim, keepdim, axis, keepdims, "amax")
+        _check_not_empty(self, axes, "amax")
+        return ops.Max.apply(self, axis=axes, keepdims=keep)
+
+
+    def amin(self, dim: Any = (), keepdim: bool = False, *, axis: Any = None, keepdims: bool | None = None) -> Tensor:
+        axes, keep = _reduce_args(self, None if dim == () else dim, keepdim, axis, keepdims, "amin")
+        _check_not_empty(self, axes, "amin")
+        if self._data.dtype.kind != "f":
+            return Tensor._make(np.asarray(self._data.min(axis=axes, keepdims=keep)))
+        return -ops.Max.apply(-self, axis=axes, keepdims=keep)
+
+
+    def max(self, dim: Any = None, keepdim: bool = False, *, axis: Any = None, keepdims: bool | None = None) -> Any:
+        """`max()`: the largest element (ties share the gradient). `max(dim)`: a (values, indices) named
+        tuple, the gradient going to the index returned, as in PyTorch. `max(other)`: `maximum`.
+        `max(axis=...)` (numpy style) reduces over several axes and returns the values only."""
+        if isinstance(dim, Tensor):
+            return self.maximum(dim)
+        if dim is None:
+            return self.amax(axis if axis is not None else (), keepdim if keepdims is None else keepdims)
+        return _max_with_indices(self, dim, keepdim, "max")
+
+
+    def min(self, dim: Any = None, keepdim: bool = False, *, axis: Any = None, keepdims: bool | None = None) -> Any:
+        """As `max`, for the smallest elements."""
+        if isinstance(dim, Tensor):
+            return self.minimum(dim)
+        if dim is None:
+            return self.amin(axis if axis is not None else (), keepdim if keepdims is None else keepdims)
+        return _max_with_indices(self, dim, keepdim, "min")
+
+
+    def argmax(self, dim: int | None = None, keepdim: bool = False) -> Tensor:
+        """The index (int64) of the first largest element over `dim`, or in the flattened tensor."""
+        return _arg_extremum(self, dim, keepdim, np.argmax, "argmax")
+
+
+    def argmin(self, dim: int | None = None, keepdim: bool = False) -> Tensor:
+        return _arg_extremum(self, dim, keepdim, np.argmin, "argmin")
+
+
+    def all(self, dim: Any = None, keepdim: bool = False) -> Tensor:
+        axes, keep = _reduce_args(self, dim, keepdim, None, None, "all")
+        return Tensor._make(np.asarray(self._data.all(axis=axes, keepdims=keep)))
+
+
+    def any(self, dim: Any = None, keepdim: bool = False) -> Tensor:
+        axes, keep = _reduce_args(self, dim, keepdim, None, None, "any")
+        return Tensor._make(np.asarray(self._data.any(axis=axes, keepdims=keep)))
+
+
+    def logsumexp(self, dim: Any, keepdim: bool = False) -> Tensor:
+        """log(sum(exp(x))) over `dim`, shifted by the maximum so that large values do not overflow."""
+        axes, keep = _reduce_args(self, dim, keepdim, None, None, "logsumexp")
+        x = _floating(self)
+        shift = x._data.max(axis=axes, keepdims=True) if x._data.size else np.zeros((), x.dtype)
+        shift = np.where(np.isfinite(shift), shift, 0).astype(x.dtype)  # a constant: no gradient needed
+        out = (x - shift).exp().sum(axes, keepdim=True).log() + shift
+        return out if keep else out.squeeze(axes)
+
+
+    def log_softmax(self, dim: int | None = None, dtype: Any = None, *, axis: int | None = None) -> Tensor:
+        (d,) = _reduce_args(self, -1 if dim is None and axis is None else dim, False, axis, None, "log_softmax")[0]
+        x = _floating(self if dtype is None else self.astype(dtype))
+        shifted = x - x._data.max(axis=d, keepdims=True)  # a constant shift: no gradient needed
+        return shifted - shifted.exp().sum(d, keepdim=True).log()
+
+
+    def softmax(self, dim: int | None = None, dtype: Any = None, *, axis: int | None = None) -> Tensor:
+        return self.log_softmax(dim, dtype, axis=axis).exp()
 
 
     # ---- shape and movement ----------------------------------------------------------------------------------
-    def expand(self, *shape: int) -> Tensor:
-        shape = _shape_arg(shape)
+    def expand(self, *sizes: int) -> Tensor:
+        """A broadcast view to `sizes`; -1 keeps a dimension's size, new dimensions come first."""
+        sizes = _shape_arg(sizes)
+        lead = len(sizes) - self.ndim
+        if lead < 0 or any(d == -1 for d in sizes[:lead]):
+            raise ShapeError(f"expand: cannot expand shape {self.shape} to {sizes}: the number of sizes must be at "
+                             f"least the number of dimensions ({self.ndim}), and -1 is not allowed for a new one")
+        shape = sizes[:lead] + tuple(n if d == -1 else d for d, n in zip(sizes[lead:], self.shape))
         try:
-            np.broadcast_shapes(self.shape, shape)
+            if builtins.min(shape, default=0) < 0 or np.broadcast_shapes(self.shape, shape) != shape:
+                raise ValueError
         except ValueError:
-            raise ValueError(f"expand: cannot broadcast shape {self.shape} to {shape}") from None
+            raise ShapeError(f"expand: cannot expand shape {self.shape} to {sizes}: only dimensions of size 1 can "
+                             "grow") from None
         return self if shape == self.shape else ops.Expand.apply(self, shape=shape)
+
+
+    def expand_as(self, other: Tensor) -> Tensor:
+        return self.expand(other.shape)
 
 
     def reshape(self, *shape: int) -> Tensor:
         shape = _shape_arg(shape)
+        size = self._data.size
         known = math.prod(d for d in shape if d != -1)
         wildcards = shape.count(-1)
-        if not (all(d >= -1 for d in shape) and (known == self.size if wildcards == 0 else
-                                                 wildcards == 1 and known > 0 and self.size % known == 0)):
-            raise ValueError(f"reshape: cannot reshape tensor of shape {self.shape} ({self.size} elements) "
+        if not (all(d >= -1 for d in shape) and (known == size if wildcards == 0 else
+                                                 wildcards == 1 and known > 0 and size % known == 0)):
+            raise ShapeError(f"reshape: cannot reshape tensor of shape {self.shape} ({size} elements) "
                              f"into shape {shape}")
-        shape = tuple(self.size // known if d == -1 else d for d in shape)
+        shape = tuple(size // known if d == -1 else d for d in shape)
         if shape == self.shape:
             return self
         return ops.Reshape.apply(self, shape=shape)
 
 
-    def flatten(self, start_dim: int = 1) -> Tensor:
-        (start,) = norm_axis(start_dim, self.ndim, "flatten") if self.ndim else (0,)
+    def view(self, *shape: int) -> Tensor:
+        """`reshape`: a view of the same memory here whenever numpy can make one (never an error)."""
+        if len(shape) == 1 and not isinstance(shape[0], (int, np.integer, tuple, list)):
+            raise TypeError(f"view: expected a shape, got {shape[0]!r} (view(dtype) is not supported)")
+        return self.reshape(*shape)
+
+
+    def view_as(self, other: Tensor) -> Tensor:
+        return self.reshape(other.shape)
+
+
+    def reshape_as(self, other: Tensor) -> Tensor:
+        return self.reshape(other.shape)
+
+
+    def flatten(self, start_dim: int = 0, end_dim: int = -1) -> Tensor:
+        """Dimensions start_dim..end_dim merged into one (all of them by default, as PyTorch's method;
+        `nn.Flatten` and `F.flatten` keep the batch: start_dim=1)."""
+        if self.ndim == 0:
+            return self.reshape(1)
+        start, end = _dim(start_dim, self.ndim, "flatten"), _dim(end_dim, self.ndim, "flatten")
+        if start > end:
+            raise RuntimeError(f"flatten: start_dim ({start_dim}) cannot come after end_dim ({end_dim})")
         # the size, not -1: a -1 is ambiguous for an empty batch (N = 0)
-        return self.reshape(*self.shape[:start], math.prod(self.shape[start:]))
+        return self.reshape(*self.shape[:start], math.prod(self.shape[start:end + 1]), *self.shape[end + 1:])
+
+
+    def unflatten(self, dim: int, sizes: Sequence[int]) -> Tensor:
+        d = _dim(dim, self.ndim, "unflatten")
+        return self.reshape(*self.shape[:d], *sizes, *self.shape[d + 1:])
+
+
+    def unsqueeze(self, dim: int) -> Tensor:
+        """A new dimension of size 1 at `dim` (in [-ndim-1, ndim])."""
+        d = _dim(dim, self.ndim + 1, "unsqueeze")
+        return self.reshape(*self.shape[:d], 1, *self.shape[d:])
+
+
+    def squeeze(self, dim: int | Sequence[int] | None = None) -> Tensor:
+        """Dimensions of size 1 removed: all of them, or those among `dim` (others are left, as in PyTorch)."""
+        if dim is None:
+            dims = range(self.ndim)
+        elif isinstance(dim, (tuple, list)):
+            dims = [_dim(d, self.ndim, "squeeze") for d in dim] if self.ndim else []
+        else:
+            dims = [_dim(dim, self.ndim, "squeeze")] if self.ndim else []
+        drop = {d for d in dims if self.shape[d] == 1}
+        return self.reshape(*(n for i, n in enumerate(self.shape) if i not in drop))
 
 
     def permute(self, *axes: int) -> Tensor:
@@ -299,6 +655,87 @@ class TensorMethods:
         axes = list(range(self.ndim))
         axes[dim0], axes[dim1] = axes[dim1], axes[dim0]
         return self.permute(*axes)
+
+
+    def t(self) -> Tensor:
+        """The transpose of a matrix (a tensor of at most 2 dimensions is returned transposed)."""
+        if self.ndim > 2:
+            raise RuntimeError(f"t: expects a tensor with <= 2 dimensions, got shape {self.shape}; use transpose()")
+        return self.transpose(0, 1) if self.ndim == 2 else self
+
+
+    def repeat(self, *sizes: int) -> Tensor:
+        """The tensor tiled `sizes[i]` times along each dimension (leading sizes add dimensions)."""
+        sizes = _shape_arg(sizes)
+        if len(sizes) < self.ndim or builtins.min(sizes, default=0) < 0:
+            raise RuntimeError(f"repeat: got sizes {sizes} for shape {self.shape}: one non-negative size per "
+                               "dimension is needed (more add leading dimensions)")
+        shape = (1,) * (len(sizes) - self.ndim) + self.shape
+        # (a, b) -> (1, a, 1, b) -> (r0, a, r1, b) -> (r0 a, r1 b): one broadcast and two reshapes
+        interleaved = [n for pair in zip((1,) * len(shape), shape) for n in pair]
+        tiled = [n for pair in zip(sizes, shape) for n in pair]
+        return self.reshape(*interleaved).expand(*tiled).reshape(*(r * n for r, n in zip(sizes, shape)))
+
+
+    def split(self, split_size_or_sections: int | Sequence[int], dim: int = 0) -> tuple[Tensor, ...]:
+        """Pieces along `dim`: of `split_size` each (the last may be shorter), or of the listed sizes."""
+        d = _dim(dim, self.ndim, "split")
+        n = self.shape[d]
+        if isinstance(split_size_or_sections, (int, np.integer)):
+            step = int(split_size_or_sections)
+            if step <= 0 and not (step == 0 and n == 0):
+                raise RuntimeError(f"split: split_size must be positive, got {step}")
+            sizes = [builtins.min(step, n - start) for start in range(0, n, step)] if n else [0]
+        else:
+            sizes = [int(k) for k in split_size_or_sections]
+            if sum(sizes) != n or builtins.min(sizes, default=0) < 0:
+                raise RuntimeError(f"split: sizes {sizes} must be non-negative and sum to the length {n} of "
+                                   f"dimension {dim} (shape {self.shape})")
+        pieces, start = [], 0
+        for k in sizes:
+            pieces.append(self[(slice(None),) * d + (slice(start, start + k),)])
+            start += k
+        return tuple(pieces)
+
+
+    def chunk(self, chunks: int, dim: int = 0) -> tuple[Tensor, ...]:
+        """At most `chunks` pieces of ceil(n / chunks) along `dim` (fewer when they run out, as PyTorch)."""
+        if not isinstance(chunks, (int, np.integer)) or chunks <= 0:
+            raise RuntimeError(f"chunk: chunks must be a positive int, got {chunks!r}")
+        n = self.shape[_dim(dim, self.ndim, "chunk")]
+        return self.split(builtins.max(1, -(-n // int(chunks))), dim)
+
+
+    def unbind(self, dim: int = 0) -> tuple[Tensor, ...]:
+        d = _dim(dim, self.ndim, "unbind")
+        return tuple(self[(slice(None),) * d + (i,)] for i in range(self.shape[d]))
+
+
+    def narrow(self, dim: int, start: int, length: int) -> Tensor:
+        d = _dim(dim, self.ndim, "narrow")
+        start = start + self.shape[d] if start < 0 else start
+        if not (0 <= start and length >= 0 and start + length <= self.shape[d]):
+            raise RuntimeError(f"narrow: start {start} + length {length} exceeds dimension {dim} of shape {self.shape}")
+        return self[(slice(None),) * d + (slice(start, start + length),)]
+
+
+    def index_select(self, dim: int, index: Any) -> Tensor:
+        d = _dim(dim, self.ndim, "index_select")
+        idx = _int_index(index, "index_select").reshape(-1)
+        _check_bounds(idx, self.shape[d], "index_select")
+        return self[(slice(None),) * d + (idx,)]
+
+
+    def gather(self, dim: int, index: Any) -> Tensor:
+        """out[i][j][k] = self[index[i][j][k]][j][k] for dim 0 (and so on): the gradient goes back to the
+        gathered places, adding where an index repeats."""
+        d = _dim(dim, self.ndim, "gather")
+        idx = _int_index(index, "gather")
+        if idx.ndim != self.ndim or any(idx.shape[i] > self.shape[i] for i in range(self.ndim) if i != d):
+            raise RuntimeError(f"gather: index of shape {idx.shape} does not fit input of shape {self.shape} "
+                               f"(same number of dimensions, no larger except in dimension {dim})")
+        _check_bounds(idx, self.shape[d], "gather")
+        return self[_along(idx, d)]
 
 
     def matmul(self, other: Tensor) -> Tensor:
@@ -340,6 +777,288 @@ class TensorMethods:
         return ops.Pad.apply(self, pad_width=tuple(map(tuple, widths.tolist())), value=value)
 
 
+    # ---- in-place updates: change the memory, bump the version --------------------------------------------
+    def fill_(self, value: Any) -> Tensor:
+        return _write(self, _check_scalar(value, "fill_"), "fill_")
+
+
+    def zero_(self) -> Tensor:
+        return _write(self, 0, "zero_")
+
+
+    def copy_(self, src: Any, non_blocking: bool = False) -> Tensor:
+        """This tensor's elements replaced by `src`'s (broadcast to its shape, cast to its dtype)."""
+        return _write(self, src._data if isinstance(src, Tensor) else np.asarray(src), "copy_")
+
+
+# ---- functions: torch.cat, torch.stack, torch.where, and the function form of methods (torch.flatten(x, 1)) --
+def where(condition: Any, input: Any, other: Any) -> Tensor:
+    """`input` where `condition` (a bool tensor) holds, else `other`; all three broadcast, and input and other
+    (tensors or numbers) meet in their common dtype, as in PyTorch. Differentiable in input and other."""
+    cond = condition._data if isinstance(condition, Tensor) else np.asarray(condition)
+    if cond.dtype != np.bool_:
+        raise RuntimeError(f"where: expected condition to be a bool tensor, got dtype {cond.dtype}")
+    a, b = _common(input, other)
+    try:
+        np.broadcast_shapes(cond.shape, a.shape, b.shape)
+    except ValueError:
+        raise ShapeError(f"where: shapes {cond.shape} (condition), {a.shape} and {b.shape} do not broadcast") from None
+    return ops.Where.apply(a, b, condition=cond)
+
+
+def cat(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
+    """The tensors joined along `dim` (equal in every other dimension; dtypes promoted, as in PyTorch)."""
+    ts = _tensor_list(tensors, "cat")
+    ndim = ts[0].ndim
+    if ndim == 0:
+        raise RuntimeError("cat: zero-dimensional tensor (at position 0) cannot be concatenated")
+    d = _dim(dim, ndim, "cat")
+    rest = ts[0].shape[:d] + ts[0].shape[d + 1:]
+    for k, t in enumerate(ts):
+        if t.ndim != ndim or t.shape[:d] + t.shape[d + 1:] != rest:
+            raise ShapeError(f"cat: sizes of tensors must match except in dimension {d}: tensor 0 has shape "
+                             f"{ts[0].shape}, tensor {k} has shape {t.shape}")
+    dtype = _common_dtype([t.dtype for t in ts])
+    return ops.Cat.apply(*(t.astype(dtype) for t in ts), axis=d)
+
+
+concat = concatenate = cat
+
+
+def stack(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
+    """The tensors (all of one shape) joined along a new dimension `dim`."""
+    ts = _tensor_list(tensors, "stack")
+    for k, t in enumerate(ts):
+        if t.shape != ts[0].shape:
+            raise ShapeError(f"stack: expects each tensor to be equal size, but got {ts[0].shape} at entry 0 and "
+                             f"{t.shape} at entry {k}")
+    d = _dim(dim, ts[0].ndim + 1, "stack")
+    return cat([t.unsqueeze(d) for t in ts], d)
+
+
+def _as_function(name: str) -> Callable[..., Any]:
+    def function(input: Any, *args: Any, **kwargs: Any) -> Any:
+        if not isinstance(input, Tensor):
+            raise TypeError(f"{name}(): argument 'input' must be a Tensor, not {type(input).__name__}")
+        return getattr(input, name)(*args, **kwargs)
+    function.__name__ = function.__qualname__ = name
+    function.__doc__ = f"`{name}(input, ...)`: the function form of `Tensor.{name}`, as `torch.{name}`."
+    return function
+
+
+# Exported by the package (tinygrad_cnn.flatten, .max, ...); a dict, because names such as max, sum and all
+# must not shadow the builtins in this module.
+FUNCTIONS = {name: _as_function(name) for name in (
+    "abs", "all", "amax", "amin", "any", "argmax", "argmin", "chunk", "clamp", "clip", "clone", "eq", "exp",
+    "flatten", "gather", "ge", "gt", "index_select", "le", "log", "log_softmax", "logsumexp", "lt", "masked_fill",
+    "matmul", "max", "maximum", "mean", "min", "minimum", "narrow", "ne", "permute", "relu", "reshape", "rsqrt",
+    "sigmoid", "softmax", "split", "sqrt", "square", "squeeze", "std", "sum", "t", "tanh", "transpose", "unbind",
+    "unflatten", "unsqueeze", "var")}
+
+
+# ---- results and errors --------------------------------------------------------------------------------------------
+class Size(tuple):
+    """A shape, as `size()` returns it (PyTorch's torch.Size): a tuple of ints with `numel()`."""
+
+    def numel(self) -> int:
+        return math.prod(self)
+
+    def __repr__(self) -> str:
+        return f"Size({list(self)})"
+
+
+class ShapeError(ValueError, RuntimeError):
+    """Shapes that do not fit: PyTorch raises RuntimeError, numpy-minded code catches ValueError."""
+
+
+class DimensionError(ValueError, IndexError):
+    """A dimension out of range: PyTorch raises IndexError, numpy-minded code catches ValueError."""
+
+
+# `max(dim)` and `min(dim)` return these, as torch.return_types.max / .min
+MaxResult = collections.namedtuple("max", ["values", "indices"])
+MinResult = collections.namedtuple("min", ["values", "indices"])
+
+
+# ---- helpers of the methods above --------------------------------------------------------------------------------
+_CATEGORIES = {"b": 0, "u": 1, "i": 1, "f": 2}  # bool < integer < floating point
+
+
+def _common_dtype(dtypes: Sequence[np.dtype]) -> np.dtype:
+    """PyTorch's promotion among tensors: the highest category wins (int64 and float32 give float32), and
+    within it numpy's promotion (float32 and float64 give float64)."""
+    top = builtins.max(_CATEGORIES[d.kind] for d in dtypes)
+    return functools.reduce(np.promote_types, [d for d in dtypes if _CATEGORIES[d.kind] == top])
+
+
+def _common(*values: Any) -> list[Tensor]:
+    """Tensors, arrays and Python numbers as Tensors of their common dtype: tensors with dimensions decide;
+    0-d tensors and then numbers only raise the category (int tensor and 0.5 give float32), as PyTorch."""
+    dims = [v.dtype for v in values if isinstance(v, (Tensor, np.ndarray)) and v.ndim > 0]
+    zeros = [v.dtype for v in values if isinstance(v, (Tensor, np.ndarray)) and v.ndim == 0]
+    numbers = [factories.scalar_dtype(v) for v in values if not isinstance(v, (Tensor, np.ndarray))]
+    dtype = None
+    for group in (dims, zeros, numbers):
+        if group:
+            candidate = _common_dtype(group)
+            if group is numbers and candidate.kind == "f":
+                candidate = np.dtype(np.float32) if dtype is None or dtype.kind != "f" else dtype
+            if dtype is None or _CATEGORIES[candidate.kind] > _CATEGORIES[dtype.kind]:
+                dtype = candidate
+    out = []
+    for v in values:
+        if isinstance(v, Tensor):
+            out.append(v.astype(dtype))
+        elif isinstance(v, np.ndarray):
+            out.append(Tensor._make(v.astype(dtype, copy=False)))
+        else:
+            out.append(Tensor._make(np.array(_check_scalar(v, "where"), dtype=dtype)))
+    return out
+
+
+def _floating(t: Tensor) -> Tensor:
+    """Integer and bool tensors become float32 for functions with fractional results (sqrt, sigmoid...)."""
+    return t if t._data.dtype.kind == "f" else t.astype(np.float32)
+
+
+def _one_element(t: Tensor, op: str) -> Any:
+    if t._data.size != 1:
+        raise ValueError(f"{op}: only one element tensors can be converted to Python scalars, got shape {t.shape}")
+    return t._data.item()
+
+
+def _check_scalar(value: Any, op: str) -> Any:
+    """A number, or a 0-d tensor's value."""
+    if isinstance(value, Tensor):
+        if value.ndim != 0:
+            raise RuntimeError(f"{op}: expected a number or a 0-d tensor, got a tensor of shape {value.shape}")
+        return value._data
+    if not isinstance(value, (int, float, bool, np.generic)):
+        raise TypeError(f"{op}: expected a number, got {type(value).__name__}")
+    return value
+
+
+def _array(value: Any) -> Any:
+    return value._data if isinstance(value, Tensor) else value
+
+
+def _lt(a: Any, b: Any) -> np.ndarray:
+    return np.less(_array(a), _array(b))
+
+
+def _extremum(a: Tensor, other: Any, op: str) -> Tensor:
+    """maximum/minimum: the larger (smaller) element, the mean of the two where they tie or one is NaN, so
+    that ties share the gradient and NaN propagates, as in PyTorch."""
+    if not isinstance(other, Tensor):
+        raise TypeError(f"{op}: expected a Tensor as other, got {type(other).__name__}")
+    x, y = _common(a, other)
+    if x._data.dtype.kind != "f":
+        return Tensor._make(np.asarray((np.maximum if op == "maximum" else np.minimum)(x._data, y._data)))
+    first, second = (np.greater, np.less) if op == "maximum" else (np.less, np.greater)
+    return where(first(x._data, y._data), x, where(second(x._data, y._data), y, x * 0.5 + y * 0.5))
+
+
+def _check_not_empty(x: Tensor, axes: tuple[int, ...], op: str) -> None:
+    for a in axes if x.ndim else ():
+        if x.shape[a] == 0:
+            raise DimensionError(f"{op}: cannot reduce dimension {a} of size 0 (shape {x.shape}): there is no "
+                                 "identity")
+
+
+def _max_with_indices(x: Tensor, dim: Any, keepdim: bool, op: str) -> tuple[Tensor, Tensor]:
+    result = MaxResult if op == "max" else MinResult
+    d = _dim(dim, x.ndim, op)
+    if x.ndim == 0:
+        return result(x.clone(), Tensor._make(np.zeros((), np.int64)))
+    _check_not_empty(x, (d,), op)
+    idx = (np.argmax if op == "max" else np.argmin)(x._data, axis=d, keepdims=True)  # first extremum (or NaN)
+    values = x[_along(idx, d)]  # the gradient goes to the index returned, as in PyTorch
+    if not keepdim:
+        values, idx = values.squeeze(d), idx.squeeze(d)
+    return result(values, Tensor._make(idx.astype(np.int64, copy=False)))
+
+
+def _arg_extremum(x: Tensor, dim: Any, keepdim: bool, fn: Callable, op: str) -> Tensor:
+    if dim is None:
+        if x._data.size == 0:
+            raise DimensionError(f"{op}: expected reduction dim to be specified for an empty tensor")
+        idx = np.asarray(fn(x._data.reshape(-1)))
+        return Tensor._make(idx.reshape((1,) * x.ndim if keepdim else ()).astype(np.int64))
+    d = _dim(dim, x.ndim, op)
+    if x.ndim == 0:
+        return Tensor._make(np.zeros((), np.int64))
+    _check_not_empty(x, (d,), op)
+    return Tensor._make(np.asarray(fn(x._data, axis=d, keepdims=bool(keepdim))).astype(np.int64, copy=False))
+
+
+def _along(idx: np.ndarray, d: int) -> tuple[np.ndarray, ...]:
+    """An advanced index picking idx[..., i, ...] along dimension d and the matching position elsewhere."""
+    return tuple(idx if i == d else np.arange(n).reshape([-1 if j == i else 1 for j in range(idx.ndim)])
+                 for i, n in enumerate(idx.shape))
+
+
+def _int_index(index: Any, op: str) -> np.ndarray:
+    idx = index._data if isinstance(index, Tensor) else np.asarray(index)
+    if idx.dtype.kind not in "iu":
+        raise RuntimeError(f"{op}: index must be an integer (int64) tensor, got dtype {idx.dtype}")
+    return idx
+
+
+def _check_bounds(idx: np.ndarray, n: int, op: str) -> None:
+    if idx.size and (idx.min() < 0 or idx.max() >= n):
+        bad = idx[(idx < 0) | (idx >= n)]
+        raise RuntimeError(f"{op}: index {bad.reshape(-1)[0]} is out of bounds for a dimension of size {n}")
+
+
+def _tensor_list(tensors: Any, op: str) -> list[Tensor]:
+    if isinstance(tensors, Tensor) or not isinstance(tensors, (list, tuple)):
+        raise TypeError(f"{op}: expected a list or tuple of Tensors, got {type(tensors).__name__}")
+    if not tensors:  # PyTorch's classes: ValueError from cat, RuntimeError from stack
+        raise (ValueError if op == "cat" else RuntimeError)(f"{op}: expected a non-empty list of Tensors")
+    for k, t in enumerate(tensors):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"{op}: expected Tensors, got {type(t).__name__} at position {k}")
+    return list(tensors)
+
+
+def _write(t: Tensor, value: Any, op: str) -> Tensor:
+    """An in-place update of t's memory, refused where PyTorch refuses it; bumps the version."""
+    if Config.enable_grad and t.requires_grad:
+        what = "a leaf tensor that requires grad" if t._ctx is None else "a tensor recorded in a graph"
+        raise RuntimeError(f"{op}: cannot update {what} (shape {t.shape}) in place while grad mode is on; "
+                           "wrap it in `with tinygrad_cnn.no_grad():`")
+    if not t._data.flags.writeable:
+        raise RuntimeError(f"{op}: the tensor's memory is read-only (an expand() view, or a read-only array); "
+                           "clone() it first")
+    try:
+        np.copyto(t._data, value, casting="unsafe")
+    except ValueError:
+        raise ShapeError(f"{op}: a source of shape {np.shape(value)} does not broadcast to shape {t.shape}") from None
+    t._bump_version()
+    return t
+
+
+def _dim(dim: Any, ndim: int, op: str) -> int:
+    """One dimension as a non-negative int; a 0-d tensor accepts 0 and -1, as in PyTorch."""
+    if not isinstance(dim, (int, np.integer)) or isinstance(dim, bool):
+        raise TypeError(f"{op}: dim must be an int, got {dim!r}")
+    n = builtins.max(ndim, 1)
+    if not -n <= dim < n:
+        raise DimensionError(f"{op}: dimension {dim} is out of range for a tensor with {ndim} dimensions (expected "
+                             f"to be in range of [{-n}, {n - 1}])")
+    return int(dim) % n
+
+
+def _reduce_args(x: Tensor, dim: Any, keepdim: bool, axis: Any, keepdims: bool | None,
+                 op: str) -> tuple[tuple[int, ...], bool]:
+    """PyTorch's (dim, keepdim) or numpy's (axis, keepdims) as sorted axes and a flag."""
+    if axis is not None:
+        if dim is not None:
+            raise TypeError(f"{op}: pass dim or axis, not both")
+        dim = axis
+    return norm_axis(dim, x.ndim, op), bool(keepdim if keepdims is None else keepdims)
+
+
 # ---- argument checking shared by the methods above ------------------------------------------------------
 def _compare(a: Tensor, other: Any, ufunc: np.ufunc, op: str) -> Tensor:
     """a <op> other elementwise with broadcasting, as a bool Tensor outside any graph."""
@@ -371,7 +1090,7 @@ def norm_axis(axis: int | Sequence[int] | None, ndim: int, op: str) -> tuple[int
         raise TypeError(f"{op}: axis must be None, an int or a sequence of ints, got {axis!r}")
     for a in axes:
         if not -ndim <= a < max(ndim, 1):
-            raise ValueError(f"{op}: axis {a} is out of range for a tensor with {ndim} dimensions")
+            raise DimensionError(f"{op}: axis {a} is out of range for a tensor with {ndim} dimensions")
     normalized = tuple(sorted(a % ndim for a in axes)) if ndim else ()
     if len(set(normalized)) != len(normalized):
         raise ValueError(f"{op}: axis {axis!r} names a dimension more than once")

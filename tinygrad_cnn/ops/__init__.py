@@ -3,11 +3,13 @@
 from .arithmetic import (Add, Cast, Div, Exp, Expand, Log, MatMul, Max, Mul, Neg, Pow, Relu, Sub, Sum, TensorPow,
                          unbroadcast)
 from .conv import Conv2d, Conv2dInputGrad, Conv2dWeightGrad
-from .movement import Getitem, IndexAdd, Pad, Permute, Reshape
+from .elementwise import Sigmoid, Tanh, Where
+from .movement import Cat, Getitem, IndexAdd, Pad, Permute, Reshape
 from .pool import AvgPool2d, AvgPoolScatter, MaxPool2d, MaxPoolGather, MaxPoolScatter
 
 PRIMITIVES = (Add, Sub, Neg, Mul, Div, Pow, TensorPow, Exp, Log, Relu, Sum, Expand, Max, MatMul, Cast,
-              Reshape, Permute, Getitem, IndexAdd, Pad,
+              Sigmoid, Tanh, Where,
+              Reshape, Permute, Getitem, IndexAdd, Pad, Cat,
               Conv2d, Conv2dInputGrad, Conv2dWeightGrad,
               MaxPool2d, MaxPoolScatter, MaxPoolGather, AvgPool2d, AvgPoolScatter)
 

@@ -89,3 +89,22 @@ class Pad(Function):
     def backward(ctx: Context, grad: Tensor) -> Tensor:
         shape = ctx.inputs[0].shape
         return grad[tuple(slice(lo, lo + n) for (lo, _), n in zip(ctx.attrs["pad_width"], shape))]
+
+
+class Cat(Function):
+    """Concatenation along `axis` (tensors of one dtype, equal in every other axis). A primitive: as a
+    composite (each input padded to the full length, then summed) it would cost k full-size buffers."""
+
+    @staticmethod
+    def forward(ctx: Context, *xs: np.ndarray, axis: int) -> np.ndarray:
+        return np.concatenate(xs, axis=axis)                      # (..., sum of the xs' axis lengths, ...)
+
+    @staticmethod
+    def backward(ctx: Context, grad: Tensor) -> tuple[Tensor | None, ...]:
+        axis, grads, start = ctx.attrs["axis"], [], 0
+        for x, needed in zip(ctx.inputs, ctx.needs_input_grad):
+            stop = start + x.shape[axis]
+            # each input's own stretch of grad: a basic slice, so Getitem's VJP (IndexAdd) undoes it
+            grads.append(Getitem.apply(grad, index=(slice(None),) * axis + (slice(start, stop),)) if needed else None)
+            start = stop
+        return tuple(grads)

@@ -189,7 +189,7 @@ class _Model:
         """`weight` (the slice's share of the batch) times loss_fn's mean loss on the slice `arrays`, and
         that weighted loss's gradient for each parameter (None where the loss does not depend on it)."""
         loss = self.loss_fn(*arrays)
-        if not isinstance(loss, Tensor) or loss.size != 1:
+        if not isinstance(loss, Tensor) or loss.numel() != 1:
             found = f"a Tensor of shape {loss.shape}" if isinstance(loss, Tensor) else f"a {type(loss).__name__}"
             raise TypeError(f"DataParallel: loss_fn must return a scalar Tensor (the slice's mean loss), got {found}")
         trainable = [p for p in self.params if p.requires_grad]

@@ -220,7 +220,7 @@ def _check_node(index: int, ctx: Context, rng: np.random.Generator, eps: float, 
         held = int(kinks.sum())
         for d in dirs:
             d[0][kinks] = 0.0
-        if held == copies[0].size and wrt == [0]:
+        if held == copies[0].numel() and wrt == [0]:
             return result("SKIP", note="kink, skipped: all elements at a kink")
 
     def evaluate(t: float, d: dict[int, np.ndarray]) -> np.ndarray:

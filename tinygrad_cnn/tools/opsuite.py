@@ -25,6 +25,7 @@ from .. import functional as F
 from ..autograd import Tensor
 from ..ops import AvgPoolScatter, Conv2dInputGrad, Conv2dWeightGrad, IndexAdd, MaxPool2d, MaxPoolGather, MaxPoolScatter
 from .gradcheck import InputError, gradient_errors, second_order_errors
+from ..tensor_methods import cat, stack, where
 
 Draw = Callable[[np.random.Generator], np.ndarray]
 
@@ -121,7 +122,17 @@ MOVEMENT = {
     "reshape": ("reshape", lambda x: x.reshape(4, 6)),
     "reshape-wildcard": ("reshape", lambda x: x.reshape(2, -1, 2)),
     "flatten": ("flatten", lambda x: x.flatten()),
-    "flatten-from-0": ("flatten", lambda x: x.flatten(0)),
+    "flatten-from-1": ("flatten", lambda x: x.flatten(1)),
+    "flatten-1-to-1": ("flatten", lambda x: x.flatten(1, 1)),
+    "flatten-0-to-1": ("flatten", lambda x: x.flatten(0, -2)),
+    "view": ("view", lambda x: x.view(4, -1)),
+    "unflatten": ("unflatten", lambda x: x.unflatten(2, (2, 2))),
+    "unsqueeze-0": ("unsqueeze", lambda x: x.unsqueeze(0)),
+    "unsqueeze-last": ("unsqueeze", lambda x: x.unsqueeze(-1)),
+    "squeeze-dim": ("squeeze", lambda x: x.unsqueeze(1).squeeze(1)),
+    "repeat": ("repeat", lambda x: x.repeat(2, 1, 1, 2)),
+    "narrow": ("narrow", lambda x: x.narrow(2, 1, 2)),
+    "clone": ("clone", lambda x: x.clone() * 2.0),
     "transpose": ("transpose", lambda x: x.transpose()),
     "transpose-0-2": ("transpose", lambda x: x.transpose(0, 2)),
     "permute": ("permute", lambda x: x.permute(2, 0, 1)),
@@ -135,6 +146,9 @@ for key, (name, fn) in MOVEMENT.items():
 case("expand", "expand-row", lambda x: x.expand(3, 4), randn(1, 4))
 case("expand", "expand-new-axes", lambda x: x.expand(2, 3, 4), randn(4))
 
+case("expand", "expand-minus-one", lambda x: x.expand(2, -1, 4), randn(3, 1))
+case("squeeze", "squeeze-all", lambda x: x.squeeze(), randn(1, 3, 1, 4))
+case("t", "t", lambda x: x.t(), randn(3, 4))
 INDICES = {
     "slices": (slice(1, None), slice(None, None, 2)),
     "negative-step": slice(None, None, -1),
@@ -263,3 +277,62 @@ def run_case(case: Case) -> CaseResult:
     """gradcheck and gradgradcheck of one case, with the error numbers they judge."""
     return CaseResult(case, gradient_errors(case.fn, case.leaves(), **case.tolerances),
                       second_order_errors(case.fn, case.leaves(), **case.tolerances))
+# ---- Tensor API: elementwise functions, selection, reductions over dim, joining and splitting -------------------
+case("sigmoid", "sigmoid-method", lambda x: x.sigmoid(), randn(3, 4))
+case("tanh", "tanh-method", lambda x: x.tanh(), randn(3, 4))
+case("abs", "abs", lambda x: x.abs(), away_from_zero(3, 4))
+case("sqrt", "sqrt", lambda x: x.sqrt(), positive(3, 4))
+case("rsqrt", "rsqrt", lambda x: x.rsqrt(), positive(3, 4))
+case("square", "square", lambda x: x.square(), randn(3, 4))
+# distinct() values lie on a 0.1 grid: bounds between grid points keep finite differences off the kinks
+case("clamp", "clamp-min-max", lambda x: x.clamp(-0.25, 0.35), distinct(3, 4))
+case("clamp", "clamp-min-only", lambda x: x.clamp(min=-0.25), distinct(3, 4))
+case("clamp", "clamp-max-only", lambda x: x.clamp(max=0.15), distinct(3, 4))
+case("clamp", "clamp-tensor-bounds", lambda x, lo, hi: x.clamp(lo, hi), randn(3, 4), negative(4), positive(3, 1))
+COND = _constants.random((3, 4)) > 0.5
+case("where", "where", lambda a, b: where(COND, a, b), randn(3, 4), randn(3, 4))
+case("where", "where-broadcast", lambda a, b: where(COND, a, b), randn(4), randn(3, 1))
+case("where", "where-python-scalar", lambda a: where(COND, a, 0.5), randn(3, 4))
+case("where", "where-method", lambda a, b: a.where(COND, b), randn(3, 4), randn())
+case("masked_fill", "masked_fill", lambda x: x.masked_fill(COND, -1.5), randn(3, 4))
+case("maximum", "maximum", lambda a, b: a.maximum(b), randn(3, 4), randn(4))
+case("minimum", "minimum", lambda a, b: a.minimum(b), randn(3, 4), randn(3, 1))
+
+for name in ("amax", "amin"):
+    for dim, keepdim in ((None, False), (1, False), ((0, 2), True), (-1, True)):
+        dim_id = "all" if dim is None else "+".join(map(str, np.atleast_1d(dim)))
+        case(name, f"{name}-dim{dim_id}{'-keepdim' if keepdim else ''}",
+             lambda x, n=name, d=dim, k=keepdim: getattr(x, n)() if d is None else getattr(x, n)(d, keepdim=k),
+             distinct(2, 3, 4))
+for name in ("max", "min"):
+    case(name, f"{name}-dim-values", lambda x, n=name: getattr(x, n)(1).values, distinct(2, 3, 4))
+    case(name, f"{name}-dim-keepdim-values", lambda x, n=name: getattr(x, n)(dim=-1, keepdim=True)[0],
+         distinct(2, 3, 4))
+    case(name, f"{name}-all", lambda x, n=name: getattr(x, n)(), distinct(3, 4))
+case("mean", "mean-dim-keepdim", lambda x: x.mean(dim=(0, 2), keepdim=True), randn(2, 3, 4))
+case("sum", "sum-dim-keepdim", lambda x: x.sum(dim=1, keepdim=True), randn(2, 3, 4))
+for name in ("var", "std"):
+    case(name, name, lambda x, n=name: getattr(x, n)(), randn(3, 4))
+    case(name, f"{name}-dim1", lambda x, n=name: getattr(x, n)(1), randn(3, 4))
+    case(name, f"{name}-dim0-keepdim-unbiased-false", lambda x, n=name: getattr(x, n)(0, unbiased=False, keepdim=True),
+         randn(3, 4))
+    case(name, f"{name}-correction-2", lambda x, n=name: getattr(x, n)(dim=(0, 2), correction=2), randn(3, 4, 2))
+case("logsumexp", "logsumexp", lambda x: x.logsumexp(1), randn(3, 4))
+case("logsumexp", "logsumexp-keepdim", lambda x: x.logsumexp((0, 1), keepdim=True), randn(3, 4))
+for name in ("softmax", "log_softmax"):
+    case(name, f"{name}-dim-keyword", lambda x, n=name: getattr(x, n)(dim=1), randn(2, 3, 4))
+
+case("cat", "cat-dim0", lambda a, b: cat([a, b]), randn(2, 3), randn(4, 3))
+case("cat", "cat-dim1-three", lambda a, b, c: cat([a, b, c], dim=1), randn(2, 1), randn(2, 3), randn(2, 2))
+case("cat", "cat-same-input-twice", lambda a: cat([a, a * 2.0], -1), randn(2, 3))
+case("stack", "stack-dim0", lambda a, b: stack([a, b]), randn(2, 3), randn(2, 3))
+case("stack", "stack-last-dim", lambda a, b: stack([a, b], dim=-1), randn(2, 3), randn(2, 3))
+case("split", "split-size", lambda x: cat([p * (i + 1.0) for i, p in enumerate(x.split(2, dim=1))], 1), randn(2, 5))
+case("split", "split-sections", lambda x: x.split([1, 3], 0)[1], randn(4, 3))
+case("chunk", "chunk", lambda x: cat(list(x.chunk(3, -1))[::-1], -1), randn(2, 7))
+case("unbind", "unbind", lambda x: x.unbind(1)[2], randn(2, 3))
+GATHER_INDEX = np.array([[0, 2, 2, 1], [1, 1, 0, 0]])  # repeated indices: their gradients add up
+case("gather", "gather-dim1", lambda x: x.gather(1, GATHER_INDEX), randn(2, 3))
+case("gather", "gather-dim0", lambda x: x.gather(0, GATHER_INDEX[:, :3]), randn(3, 3))
+case("index_select", "index_select", lambda x: x.index_select(1, np.array([2, 0, 2])), randn(2, 3))
+

@@ -30,7 +30,7 @@ MB = 1e6  # torchinfo's megabyte
 
 def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
     """Number of scalar parameters (each shared Parameter counted once); requires_grad ones only if asked."""
-    return sum(p.size for p in model.parameters() if p.requires_grad or not trainable_only)
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
 
 # ---- summary ---------------------------------------------------------------------------------------
@@ -119,8 +119,8 @@ def _output_tensors(out: Any) -> list[Tensor]:
 def _row(name: str, module: nn.Module, out: Any, params: int) -> LayerRow:
     tensors = _output_tensors(out)
     shape = tensors[0].shape if len(tensors) == 1 else tuple(t.shape for t in tensors) if tensors else None
-    return LayerRow(name, type(module).__name__, shape, params, sum(t.size for t in tensors) * _macs_per_output(module),
-                    sum(t.data.nbytes for t in tensors))
+    macs = sum(t.numel() for t in tensors) * _macs_per_output(module)
+    return LayerRow(name, type(module).__name__, shape, params, macs, sum(t.data.nbytes for t in tensors))
 
 
 @dataclass
@@ -207,7 +207,7 @@ def summary(model: nn.Module, input_shape: Sequence[int], dtype: Any = np.float3
     for name, module, out in [*calls, *uncalled]:
         fresh = [p for p in _own_parameters(module) if id(p) not in counted]  # a reused layer's weights count once
         counted.update(id(p) for p in fresh)
-        rows.append(_row(name, module, out, sum(p.size for p in fresh)))
+        rows.append(_row(name, module, out, sum(p.numel() for p in fresh)))
     return Summary(type(model).__name__, x.shape, x.data.nbytes, rows, count_parameters(model),
                    count_parameters(model, trainable_only=True), sum(p.data.nbytes for p in model.parameters()))
 

@@ -232,7 +232,7 @@ class _Trace:
                 role = "leaf" if t.requires_grad else "const"
                 counts[role] += 1
                 name = f"{role} #{counts[role]}"
-                if role == "const" and t.size == 1:
+                if role == "const" and t.numel() == 1:
                     name += f" = {t.data.item():.4g}"
             labels.append(name)
         return labels
