@@ -521,3 +521,36 @@ def test_nn_utils_import_paths() -> None:
     import tinygrad_cnn.nn.utils as utils
     from tinygrad_cnn.nn.utils import clip_grad_norm_ as imported
     assert nn.utils.clip_grad_norm_ is imported is utils.clip_grad_norm_
+
+
+def test_parameter_list_and_dict_match_torch() -> None:
+    torch = _torch()
+
+    def build(lib: Any, tensor: Callable[[np.ndarray], Any]) -> Any:
+        net = lib.Sequential(lib.Linear(2, 2))
+        net.scales = lib.ParameterList([tensor(np.zeros(2, np.float32)), lib.Parameter(tensor(np.ones(3, np.float32)))])
+        net.scales.append(tensor(np.ones(1, np.float32)))
+        net.extra = lib.ParameterDict({"a": tensor(np.zeros(1, np.float32))})
+        net.extra["b"] = lib.Parameter(tensor(np.ones(2, np.float32)))
+        return net
+
+    ours, theirs = build(nn, Tensor), build(torch.nn, torch.from_numpy)
+    assert _names(ours) == _names(theirs)
+    assert [n for n, _ in ours.named_parameters()] == [n for n, _ in theirs.named_parameters()]
+    assert isinstance(ours.scales[0], nn.Parameter) and ours.scales[0].requires_grad
+    assert len(ours.scales) == 3 and ours.scales[-1].shape == (1,)
+    assert list(ours.extra) == ["a", "b"] and "b" in ours.extra and ours.extra.pop("a").shape == (1,)
+    assert ours.load_state_dict({k: v.numpy() for k, v in theirs.state_dict().items()}, strict=False).missing_keys \
+        == []
+    with pytest.raises(TypeError, match=r"ParameterList.append: expected a Parameter or Tensor, got list"):
+        ours.scales.append([1.0])
+
+
+def test_repr_as_torch() -> None:
+    torch = _torch()
+    for lib in (nn, torch.nn):
+        net = lib.Sequential(lib.Conv2d(1, 2, 3, stride=2), lib.ReLU(), lib.Sequential(lib.Linear(4, 2)))
+        text = repr(net)
+        if lib is nn:
+            ours = text
+    assert ours == text

@@ -1,4 +1,5 @@
-"""Containers with PyTorch's behaviour: `Sequential`, `ModuleList`, `ModuleDict`, and `Identity`.
+"""Containers with PyTorch's behaviour: `Sequential`, `ModuleList`, `ModuleDict`, `ParameterList`, `ParameterDict`
+and `Identity`.
 
 Their submodules are attributes named "0", "1", ... (or the given keys), so parameter names and state_dict
 keys are PyTorch's ("features.0.weight"). Removing or inserting an element renumbers the rest, as PyTorch 2.
@@ -11,7 +12,8 @@ from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-from .module import Module
+from ..autograd import Tensor
+from .module import Module, Parameter
 
 
 class _Indexed(Module):
@@ -230,3 +232,126 @@ class Identity(Module):
 
     def forward(self, input: Any) -> Any:  # noqa: A002 - PyTorch's argument name
         return input
+
+
+def _as_parameter(owner: str, value: Any) -> Parameter:
+    if isinstance(value, Parameter):
+        return value
+    if isinstance(value, Tensor):  # as PyTorch: a plain Tensor becomes a Parameter sharing its data
+        return Parameter(value.data)
+    raise TypeError(f"{owner}: expected a Parameter or Tensor, got {type(value).__name__}")
+
+
+class ParameterList(Module):
+    """A list of Parameters registered on the module (named "0", "1", ...); Tensors given become Parameters."""
+
+    def __init__(self, values: Iterable[Any] | None = None) -> None:
+        super().__init__()
+        if values is not None:
+            self.extend(values)
+
+    def _items(self) -> list[tuple[str, Parameter]]:
+        return [(name, p) for name, p in vars(self).items() if isinstance(p, Parameter)]
+
+    def __len__(self) -> int:
+        return len(self._items())
+
+    def __iter__(self) -> Iterator[Parameter]:
+        return iter([p for _, p in self._items()])
+
+    def __getitem__(self, idx: int | slice) -> Any:
+        items = self._items()
+        if isinstance(idx, slice):
+            return ParameterList([p for _, p in items[idx]])
+        n = len(items)
+        i = operator.index(idx)
+        if not -n <= i < n:
+            raise IndexError(f"ParameterList: index {i} is out of range for length {n}")
+        return items[i % n][1]
+
+    def __setitem__(self, idx: int, value: Any) -> None:
+        name = self._items()[operator.index(idx)][0]
+        object.__setattr__(self, name, _as_parameter("ParameterList", value))
+
+    def append(self, value: Any) -> ParameterList:
+        self.register_parameter(str(len(self)), _as_parameter("ParameterList.append", value))
+        return self
+
+    def extend(self, values: Iterable[Any]) -> ParameterList:
+        for value in list(values):
+            self.append(value)
+        return self
+
+    def __iadd__(self, values: Iterable[Any]) -> ParameterList:
+        return self.extend(values)
+
+    def extra_repr(self) -> str:
+        return "\n".join(f"({name}): Parameter containing: [{p.dtype} of size {tuple(p.shape)}]"
+                         for name, p in self._items())
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError("ParameterList has no forward(): use its parameters in your module's forward")
+
+
+class ParameterDict(Module):
+    """An ordered dict of Parameters registered on the module under their keys."""
+
+    def __init__(self, parameters: Mapping[str, Any] | Iterable[tuple[str, Any]] | None = None) -> None:
+        super().__init__()
+        if parameters is not None:
+            self.update(parameters)
+
+    def _items(self) -> list[tuple[str, Parameter]]:
+        return [(name, p) for name, p in vars(self).items() if isinstance(p, Parameter)]
+
+    def __getitem__(self, key: str) -> Parameter:
+        value = self.__dict__.get(key) if isinstance(key, str) else None
+        if not isinstance(value, Parameter):
+            raise KeyError(key)
+        return value
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        if isinstance(key, str) and key not in self.__dict__ and hasattr(self, key):
+            raise KeyError(f"ParameterDict: attribute {key!r} already exists")
+        self.register_parameter(key, _as_parameter("ParameterDict", value))
+
+    def __delitem__(self, key: str) -> None:
+        self[key]  # noqa: B018 - raises KeyError for a missing key
+        delattr(self, key)
+
+    def __len__(self) -> int:
+        return len(self._items())
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.keys())
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and isinstance(self.__dict__.get(key), Parameter)
+
+    def keys(self) -> list[str]:
+        return [name for name, _ in self._items()]
+
+    def values(self) -> list[Parameter]:
+        return [p for _, p in self._items()]
+
+    def items(self) -> list[tuple[str, Parameter]]:
+        return self._items()
+
+    def pop(self, key: str) -> Parameter:
+        value = self[key]
+        del self[key]
+        return value
+
+    def update(self, parameters: Mapping[str, Any] | Iterable[tuple[str, Any]]) -> None:
+        pairs = list(parameters.items()) if isinstance(parameters, (Mapping, ParameterDict)) else list(parameters)
+        for pair in pairs:
+            if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+                raise ValueError(f"ParameterDict.update: expected (key, parameter) pairs, got {pair!r}")
+            self[pair[0]] = pair[1]
+
+    def extra_repr(self) -> str:
+        return "\n".join(f"({name}): Parameter containing: [{p.dtype} of size {tuple(p.shape)}]"
+                         for name, p in self._items())
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError("ParameterDict has no forward(): use its parameters in your module's forward")

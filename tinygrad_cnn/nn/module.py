@@ -370,11 +370,13 @@ class Module:
         return ""
 
     def __repr__(self) -> str:
-        children = [f"({name}): " + repr(child).replace("\n", "\n  ") for name, child in self.named_children()]
-        if not children:
-            return f"{type(self).__name__}({self.extra_repr()})"
         extra = self.extra_repr()
-        return f"{type(self).__name__}(\n  " + (f"{extra}\n  " if extra else "") + "\n  ".join(children) + "\n)"
+        extra_lines = extra.split("\n") if extra else []
+        children = [f"({name}): " + repr(child).replace("\n", "\n  ") for name, child in self.named_children()]
+        if len(extra_lines) == 1 and not children:
+            return f"{type(self).__name__}({extra_lines[0]})"
+        lines = extra_lines + children
+        return f"{type(self).__name__}(" + ("\n  " + "\n  ".join(lines) + "\n" if lines else "") + ")"
 
 
 def _zero_grad(p: Tensor, set_to_none: bool) -> None:
