@@ -85,7 +85,7 @@ def assert_unchanged(w: World, before: dict[str, Any]) -> None:
         assert np.array_equal(data_now, data) and version_now == version, f"parameter {name} changed"
         assert (grad is None and grad_now is None) or np.array_equal(grad_now, grad), f"{name}.grad changed"
     opt_before, opt_after = before["optimizer"], after["optimizer"]
-    assert opt_after["hyperparams"] == opt_before["hyperparams"], "optimizer hyperparameters changed"
+    assert opt_after["param_groups"] == opt_before["param_groups"], "optimizer hyperparameters changed"
     assert opt_after["state"].keys() == opt_before["state"].keys()
     for i, state in opt_before["state"].items():
         assert np.array_equal(opt_after["state"][i]["momentum_buffer"], state["momentum_buffer"])
@@ -269,8 +269,10 @@ CASES = [
     # ---- optimizers
     bad(lambda w: SGD(w.model, lr=0.1), TypeError,
         ["SGD", "params[0]", "Conv2d", "expected a Tensor"], id="SGD-given-the-module"),
-    bad(lambda w: SGD([{"params": list(w.model.parameters())}], lr=0.1), TypeError,
-        ["SGD", "params[0]", "dict", "expected a Tensor"], id="SGD-param-groups"),
+    bad(lambda w: SGD([{"params": list(w.model.parameters()), "lr": -1}], lr=0.1), ValueError,
+        ["SGD", "lr", ">= 0", "-1"], id="SGD-param-group-negative-lr"),
+    bad(lambda w: w.optimizer.add_param_group({"params": list(w.model.parameters())[:1]}), ValueError,
+        ["SGD.add_param_group", "more than one parameter group"], id="SGD-add-a-param-twice"),
     bad(lambda w: SGD(w.model.parameters(), lr=None), TypeError,
         ["SGD", "lr", "real number", "None"], id="SGD-lr-None"),
     bad(lambda w: SGD(w.model.parameters(), lr=0.1, momentum=math.inf), ValueError,
