@@ -510,3 +510,39 @@ def test_importing_the_package_does_not_import_onnx() -> None:
 
     code = "import sys, tinygrad_cnn, tinygrad_cnn.onnx; assert 'onnx' not in sys.modules, 'onnx imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_the_onnx_docs_examples_run(tmp_path: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    """docs/interop.md's ONNX section: its python blocks, in order in one namespace."""
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "interop.md").read_text()
+    section = text[text.index("## ONNX"):]
+    blocks = re.findall(r"```python\n(.*?)```", section, re.S)
+    assert len(blocks) == 2
+    monkeypatch.chdir(tmp_path)
+    scope: dict = {}
+    for block in blocks:
+        exec(compile(block, "docs/interop.md", "exec"), scope)
+    assert scope["loss"].item() > 0 and (tmp_path / "lenet5.onnx").is_file()
+
+
+@pytest.mark.parametrize("forward", [lambda x: F.sigmoid(x), lambda x: x.clamp(-0.5, 0.5),
+                                     lambda x: x.maximum(x * 0.5)], ids=["F.sigmoid", "clamp", "maximum"])
+def test_other_data_dependent_composites_are_refused(forward: object, tmp_path: object) -> None:
+    class Net(nn.Module):
+        def forward(self, x: Tensor) -> Tensor:
+            return forward(x)
+
+    with pytest.raises(OnnxExportError, match="depends on the input"):
+        export(Net(), image(), tmp_path / "x.onnx")
+
+
+def test_tensor_sigmoid_and_tanh_methods_are_primitives_that_export(tmp_path: object) -> None:
+    class Net(nn.Module):
+        def forward(self, x: Tensor) -> Tensor:
+            return x.sigmoid() + x.tanh()
+
+    proto = check_model(Net(), image(), tmp_path, round_trip=False)
+    assert [n.op_type for n in proto.graph.node] == ["Sigmoid", "Tanh", "Add", "Identity"]

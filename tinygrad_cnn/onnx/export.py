@@ -55,7 +55,7 @@ class _Tracer(Observer):
         self.call: _Call | None = None  # the open layer call (layers map whole: no nesting needed)
         self.depth = 0
         self.calls: list[_Call] = []
-        self.where: dict[int, tuple[str, str | None]] = {}  # id(ctx) -> (module path, user's line)
+        self.where: dict[int, tuple[str | None, str | None]] = {}  # id(ctx) -> (module path, user's line)
         self.ctxs: list[Context] = []  # keeps every Context alive, so ids stay unique
 
     def enter_module(self, module: Any) -> None:
@@ -78,7 +78,7 @@ class _Tracer(Observer):
         if not ctx.recorded:
             return
         self.ctxs.append(ctx)
-        self.where[id(ctx)] = (self.stack[-1] if self.stack else "", user_site())
+        self.where[id(ctx)] = (self.stack[-1] if self.stack else None, user_site())
         if self.call is not None:
             self.call.ctxs.append(ctx)
 
@@ -140,7 +140,9 @@ class _Builder:
         self.batch: dict[int, int | None] = {}  # id(tensor) -> the axis that carries the batch
         self.taken: set[str] = set()
         self.origin: dict[str, str] = {}     # value/initializer name -> what recorded it (for errors)
-        self.scope, self.site, self.op = "", None, ""
+        self.scope: str | None = None  # the module path ("" the model itself, None outside any module)
+        self.site: str | None = None
+        self.op = ""
         self.parameters: list[str] = []
 
     def fresh(self, hint: str) -> str:
@@ -152,7 +154,8 @@ class _Builder:
         return name
 
     def describe(self) -> str:
-        where = f"in module '{self.scope}'" if self.scope else "outside any module"
+        where = (f"in module '{self.scope}'" if self.scope else "in the model's own forward" if self.scope == ""
+                 else "outside any module")
         return f"op '{self.op}' {where}" + (f", recorded at {self.site}" if self.site else "")
 
     def initializer(self, array: np.ndarray, name: str, state: bool = False) -> str:
@@ -708,7 +711,7 @@ def _build(onnx: Any, model: Any, arrays: list[np.ndarray], opset: int, input_na
         for a in plans[id(t)].inputs:
             if id(a) in leaves and id(a) not in b.names:
                 ctx = plans[id(t)].ctx
-                b.scope, b.site = trace.where.get(id(ctx), ("", None))
+                b.scope, b.site = trace.where.get(id(ctx), (None, None))
                 b.op = ctx.name
                 b.names[id(a)] = b.const(a.data)
 
@@ -716,7 +719,7 @@ def _build(onnx: Any, model: Any, arrays: list[np.ndarray], opset: int, input_na
         if id(t) not in needed:
             continue
         plan = plans[id(t)]
-        b.scope, b.site = trace.where.get(id(plan.ctx), ("", None))
+        b.scope, b.site = trace.where.get(id(plan.ctx), (None, None))
         b.op = plan.ctx.name
         b.names[id(t)], b.batch[id(t)] = plan.emit(b)
 
@@ -802,11 +805,11 @@ def export(model: Any, example_input: Any, path: str | os.PathLike | None = None
     if difference is not None:
         what = "values or batch size" if dynamic_batch else "values"
         raise OnnxExportError(
-            f"export: the recorded graph depends on the input's {what}: {difference} changed when the model ran "
-            "on another input. A constant computed from the data (a mask, a shift), data-dependent control "
-            "flow" + (", or a shape that includes the batch size (try dynamic_batch=False)" if dynamic_batch
-                      else "") + " cannot be written as a static ONNX graph; use the nn layer (e.g. nn.LeakyReLU "
-            "rather than F.leaky_relu inside forward) or a primitive op")
+            f"export: the recorded graph depends on the input's {what}; what changed on another input: "
+            f"{difference}. A constant computed from the data (a mask, a shift), data-dependent control flow"
+            + (", or a shape that includes the batch size (try dynamic_batch=False)" if dynamic_batch else "")
+            + " cannot be written as a static ONNX graph; use the nn layer (e.g. nn.LeakyReLU rather than "
+            "F.leaky_relu inside forward) or a primitive op")
     proto = first[0]
     if check:
         onnx.checker.check_model(proto, full_check=True)
