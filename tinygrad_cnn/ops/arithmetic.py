@@ -93,6 +93,11 @@ class Pow(Function):
     @staticmethod
     def forward(ctx: Context, x: np.ndarray, exponent: float) -> np.ndarray:
         ctx.save_for_backward(x)
+        if x.dtype.kind == "f" and exponent in (0.5, -0.5):
+            # Square roots as sqrt (PyTorch's float32/float64 pow, and Tensor.sqrt/rsqrt): C's pow gives
+            # (-inf) ** 0.5 = inf in float16, (-inf) ** -0.5 = 0 and (-0) ** -0.5 = +inf in every dtype.
+            root = np.sqrt(x)
+            return root if exponent > 0 else np.reciprocal(root)
         # A float tensor keeps its precision; an integer one becomes float for a fractional power.
         return x ** (np.asarray(exponent, dtype=x.dtype) if x.dtype.kind == "f" else exponent)
 
@@ -102,6 +107,8 @@ class Pow(Function):
         c = ctx.attrs["exponent"]
         if c == 0:  # constant: zero, also at x = 0 where c * x**(c-1) would be 0 * inf
             return Tensor._make(np.zeros(x.shape, dtype=grad.dtype))
+        if c == -0.5 and x.dtype.kind == "f":  # PyTorch's rsqrt VJP -y^3 / 2: x ** -1.5 is 0 at -inf, not NaN
+            return grad * c * (x ** -0.5) ** 3
         return grad * c * x ** (c - 1) if c != 1 else grad
 
 
@@ -165,8 +172,9 @@ class Relu(Function):
     def backward(ctx: Context, grad: Tensor) -> Tensor:
         # The mask is a constant of the graph: relu is linear on each side of 0, so its second
         # derivative is zero. `grad * bool-mask` is ~10x faster than np.where.
+        # Not y <= 0 (PyTorch's threshold_backward), so a NaN passes its gradient on, as in PyTorch.
         (y,) = ctx.saved_tensors
-        return grad * Tensor._make(y.data > 0)
+        return grad * Tensor._make(~(y.data <= 0))
 
 
 class Sum(Function):
