@@ -76,6 +76,8 @@ class AvgPool2d(Function):
     @staticmethod
     def forward(ctx: Context, x: np.ndarray, kernel: Pair, stride: Pair, padding: Pair,
                 count_include_pad: bool) -> np.ndarray:
+        if x.dtype == np.float16:  # summed in float32 and rounded once, as PyTorch: float16 sums lose digits
+            return kernels.avg_pool2d(x.astype(np.float32), kernel, stride, padding, count_include_pad).astype(x.dtype)
         return kernels.avg_pool2d(x, kernel, stride, padding, count_include_pad)  # (N, C, Ho, Wo)
 
     @staticmethod
