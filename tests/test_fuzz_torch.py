@@ -17,9 +17,10 @@ from typing import Any
 import helpers
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+import tinygrad_cnn as tg
 import tinygrad_cnn.functional as F
 from tinygrad_cnn import Tensor
 from tinygrad_cnn.ops.conv import conv_out_size
@@ -194,7 +195,115 @@ def test_small_networks(config: dict[str, Any], seed: int) -> None:
                          arrays, seed)
 
 
-FUZZ_TESTS = 6  # the tests above: the total below is only meaningful when all of them ran
+# ---- the Tensor API: reductions over dim, joining, splitting and reshaping ------------------------------------
+def distinct_values(seed: int, shape: tuple[int, ...]) -> np.ndarray:
+    """A shuffled grid 0.1 apart (no ties: max, min and clamp are differentiable at every element)."""
+    n = int(np.prod(shape))
+    return ((np.random.default_rng(seed).permutation(n) - n / 2) * 0.1 + 0.03).reshape(shape)
+
+
+REDUCTIONS = {
+    "sum": lambda lib, x, d, k: x.sum(d, keepdim=k),
+    "mean": lambda lib, x, d, k: x.mean(dim=d, keepdim=k),
+    "amax": lambda lib, x, d, k: x.amax(d, keepdim=k),
+    "amin": lambda lib, x, d, k: lib.amin(x, d, k),
+    "var": lambda lib, x, d, k: x.var(d, keepdim=k),
+    "std-biased": lambda lib, x, d, k: x.std(d, unbiased=False, keepdim=k),
+    "logsumexp": lambda lib, x, d, k: x.logsumexp(d, keepdim=k),
+    "max-dim": lambda lib, x, d, k: x.max(d[0], keepdim=k).values,
+    "min-dim": lambda lib, x, d, k: lib.min(x, d[0], k)[0],
+    "softmax": lambda lib, x, d, k: x.softmax(d[0]),
+    "log_softmax": lambda lib, x, d, k: x.log_softmax(dim=d[0]),
+}
+
+
+@fuzz(200)
+@given(st.sampled_from(sorted(REDUCTIONS)), st.lists(st.integers(1, 4), min_size=1, max_size=4), st.data(),
+       st.booleans(), SEEDS)
+def test_tensor_reductions(name: str, shape: list[int], data: st.DataObject, keepdim: bool, seed: int) -> None:
+    """Every reduction over a random set of dims (negative ones too), keepdim or not."""
+    ndim = len(shape)
+    dims = data.draw(st.lists(st.integers(-ndim, ndim - 1), min_size=1, max_size=ndim,
+                              unique_by=lambda d: d % ndim), label="dims")
+    if name in ("var", "std-biased"):  # a variance of one element is 0 (or 0/0): a degenerate point of sqrt
+        assume(np.prod([shape[d] for d in dims]) > 1)
+    f = REDUCTIONS[name]
+    assert_matches_torch(f"tensor-{name}", lambda x: f(tg, x, tuple(dims), keepdim),
+                         lambda x: f(torch, x, tuple(dims), keepdim), [distinct_values(seed, tuple(shape))], seed)
+
+
+@st.composite
+def movement_programs(draw: st.DrawFn) -> tuple[str, tuple[int, ...], Any]:
+    """An op of the Tensor API and its arguments, drawn to fit a random shape."""
+    shape = tuple(draw(st.lists(st.integers(1, 4), min_size=1, max_size=4)))
+    ndim = len(shape)
+    dim = draw(st.integers(-ndim, ndim - 1))
+    name = draw(st.sampled_from(["flatten", "unsqueeze", "squeeze", "expand", "repeat", "split", "chunk", "cat",
+                                 "stack", "clamp", "where", "gather", "unbind", "narrow", "transpose"]))
+    if name == "flatten":
+        start = draw(st.integers(-ndim, ndim - 1))
+        args: Any = (start, draw(st.integers(start % ndim, ndim - 1)))
+    elif name == "unsqueeze":
+        args = draw(st.integers(-ndim - 1, ndim))
+    elif name == "expand":
+        args = tuple(draw(st.sampled_from([-1, n])) if n > 1 else draw(st.sampled_from([-1, 1, 3])) for n in shape)
+        args = (2, *args) if draw(st.booleans()) else args
+    elif name == "repeat":
+        args = tuple(draw(st.integers(1, 3)) for _ in range(ndim + draw(st.integers(0, 1))))
+    elif name in ("split", "chunk"):
+        args = (draw(st.integers(1, shape[dim] + 1)), dim)
+    elif name in ("cat", "stack"):
+        args = (draw(st.integers(1, 3)), draw(st.integers(-ndim - (name == "stack"), ndim - 1 + (name == "stack"))))
+    elif name == "narrow":
+        start = draw(st.integers(0, shape[dim] - 1))
+        args = (dim, start, draw(st.integers(0, shape[dim] - start)))
+    elif name == "transpose":
+        args = (dim, draw(st.integers(-ndim, ndim - 1)))
+    elif name == "gather":
+        index_shape = tuple(draw(st.integers(1, n + 1)) if i == dim % ndim else draw(st.integers(1, n))
+                            for i, n in enumerate(shape))
+        args = (dim, np.random.default_rng(draw(SEEDS)).integers(0, shape[dim], index_shape))
+    else:
+        args = dim
+    return name, shape, args
+
+
+def movement(lib: Any, name: str, args: Any) -> Callable[..., Any]:
+    def run(x: Any, y: Any) -> Any:
+        if name == "squeeze":
+            return x.unsqueeze(args).squeeze(args) * y
+        if name in ("split", "chunk"):
+            pieces = getattr(x, name)(*args)
+            return lib.cat([p * (i + 1) for i, p in enumerate(pieces)], args[1]) * y
+        if name == "cat":
+            return lib.cat([x * y, y * 2, x][:args[0]], dim=args[1])
+        if name == "stack":
+            return lib.stack([x * y, y, x][:args[0]], args[1])
+        if name == "clamp":
+            return x.clamp(-0.25, 0.35) + y.clamp(min=0.05)
+        if name == "where":
+            return lib.where(x > y, x, y * 3)
+        if name == "unbind":
+            return lib.stack(x.unbind(args)[::-1], args) * y
+        if name == "gather":
+            out = x.gather(args[0], lib.tensor(args[1]))
+        else:
+            out = getattr(x, name)(*(args if isinstance(args, tuple) else (args,)))
+        return out * 2 + y.sum()
+    return run
+
+
+@fuzz(300)
+@given(movement_programs(), SEEDS)
+def test_tensor_movement_and_joins(program: tuple[str, tuple[int, ...], Any], seed: int) -> None:
+    """Reshaping, expanding, splitting and joining ops with random shapes and dims, composed with a second
+    input so that gradients flow through both."""
+    name, shape, args = program
+    x, y = distinct_values(seed, shape), distinct_values(seed + 1, shape) + 0.01
+    assert_matches_torch(f"tensor-{name}", movement(tg, name, args), movement(torch, name, args), [x, y], seed)
+
+
+FUZZ_TESTS = 8  # the tests above: the total below is only meaningful when all of them ran
 
 
 def test_at_least_500_configurations_ran() -> None:

@@ -147,6 +147,7 @@ DIFFERENTIABLE: dict[str, tuple[Callable[..., Any], list[np.ndarray]]] = {
     "t": (lambda lib, x: x.t(), [randn(3, 4)]),
     "t-1d": (lambda lib, x: x.t(), [randn(3)]),
     "transpose": (lambda lib, x: lib.transpose(x, 0, 2), [randn(2, 3, 4)]),
+    "transpose-same-dim": (lambda lib, x: x.transpose(1, -2) * 2, [randn(2, 3, 4)]),
     "narrow": (lambda lib, x: x.narrow(1, 1, 2), [randn(3, 4)]),
     "narrow-negative-start": (lambda lib, x: x.narrow(0, -2, 2), [randn(3, 4)]),
     "index_select": (lambda lib, x: x.index_select(1, index(lib, np.array([2, 0, 2]))), [randn(2, 3)]),

@@ -7,7 +7,7 @@ from the output in reverse topological order. VJPs are written with Tensor ops, 
 grad mode on (`create_graph=True`) records the backward pass as a graph of its own.
 
 This module is only the engine. The Tensor's operators and methods (`+`, `.sum()`, `.reshape()`, ...)
-are attached by `tensor.py`, on top of the primitives in `ops/`; tools watch the engine through
+are attached by `tensor_methods.py`, on top of the primitives in `ops/`; tools watch the engine through
 `Observer`s.
 """
 
@@ -236,7 +236,7 @@ class Tensor:
 
     `Tensor(ndarray)` wraps the array without copying and keeps its dtype; Python floats (and lists of
     them) become float32, Python ints int64, unless `dtype` says otherwise. Operators and methods are
-    attached by `tinygrad_cnn.tensor`.
+    attached by `tinygrad_cnn.tensor_methods`.
     """
 
     __slots__ = ("_data", "grad", "requires_grad", "_ctx", "_version", "_base", "__weakref__")

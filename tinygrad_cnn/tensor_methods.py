@@ -651,9 +651,11 @@ class TensorMethods:
 
 
     def transpose(self, dim0: int = -2, dim1: int = -1) -> Tensor:
-        norm_axis((dim0, dim1), self.ndim, "transpose")  # a clear error for a dimension out of range
+        a, b = _dim(dim0, self.ndim, "transpose"), _dim(dim1, self.ndim, "transpose")
+        if a == b or self.ndim < 2:  # swapping a dimension with itself changes nothing
+            return self
         axes = list(range(self.ndim))
-        axes[dim0], axes[dim1] = axes[dim1], axes[dim0]
+        axes[a], axes[b] = axes[b], axes[a]
         return self.permute(*axes)
 
 
