@@ -53,3 +53,33 @@ def test_profile_parts_add_up_and_the_primitives_are_restored() -> None:
                                                 "total per step"))
     assert kernels + rest == pytest.approx(total, abs=2e-3)
     assert sum(v for k, v in values.items() if "(x" in k) <= kernels + 1e-3
+
+
+@pytest.mark.parametrize("model", ["lenet5", "cifar_vgg", "vgg16"])
+def test_both_frameworks_build_the_same_layers(model: str) -> None:
+    """The rows compare equal networks: the same parameter shapes in the same order."""
+    torch = pytest.importorskip("torch")
+    from tinygrad_cnn import nn
+
+    build = bench.MODELS[model][0]
+    ours = [tuple(p.shape) for p in build(nn).parameters()]
+    theirs = [tuple(p.shape) for p in build(torch.nn).parameters()]
+    assert ours == theirs
+
+
+def test_a_cifar_step_runs() -> None:
+    bench.our_train_step(2, model="cifar_vgg")()
+
+
+def test_the_bench_command_offers_the_models_and_says_what_it_does() -> None:
+    from tinygrad_cnn.cli import build_parser
+
+    args = build_parser().parse_args(["bench", "--model", "cifar_vgg", "--quick"])
+    assert args.model == "cifar_vgg" and args.quick
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["bench", "--model", "resnet"])
+
+
+def test_machine_busy_is_a_share() -> None:
+    busy = bench.machine_busy(0.05)
+    assert busy is None or 0.0 <= busy <= 1.0

@@ -15,13 +15,15 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from .. import functional as F
-from .. import optim
+from .. import nn, optim
 from ..autograd import Tensor, no_grad
 from ..models import lenet5
+from ..models.vgg import VGG16_LAYOUT
 from ..ops import PRIMITIVES
 from ..rng import manual_seed
 from ..runtime import threads as parallel
@@ -61,6 +63,10 @@ def _fmt(value: float, unit: str = "s") -> str:
     return f"{value * 1e3:.2f} ms" if value < 10 else f"{value:.1f} s"
 
 
+# --quick: 3 timed blocks of 5 calls, 2 untimed calls before each.
+QUICK_BLOCKS = {"repeats": 3, "inner": 5, "settle": 2}
+
+
 def interleaved_medians(fns: list[Callable[[], object]], repeats: int, inner: int = 20, pause: float = 0.3,
                         warmup: int = 3, settle: int = 5) -> list[float]:
     """Median seconds per call of each function, timed in alternating blocks of `inner` calls so that
@@ -86,27 +92,66 @@ def interleaved_medians(fns: list[Callable[[], object]], repeats: int, inner: in
     return [float(np.median(t)) for t in times]
 
 
+def lenet_layers(nn: Any) -> Any:
+    """LeNet-5 as `models.lenet5()` builds it, from either framework's `nn` (the APIs agree)."""
+    return nn.Sequential(nn.Conv2d(1, 6, 5), nn.MaxPool2d(2), nn.ReLU(), nn.Conv2d(6, 16, 5), nn.MaxPool2d(2),
+                         nn.ReLU(), nn.Flatten(), nn.Linear(256, 120), nn.ReLU(), nn.Linear(120, 84),
+                         nn.ReLU(), nn.Linear(84, 10))
+
+
+def cifar_vgg_layers(nn: Any) -> Any:
+    """The CIFAR-style network of issue 16: 3x3 convs (padding 1) 3->32->32, pool, 32->64->64, pool, 4096->256->10."""
+    def conv(c: int, o: int) -> list:
+        return [nn.Conv2d(c, o, 3, padding=1), nn.ReLU()]
+    return nn.Sequential(*conv(3, 32), *conv(32, 32), nn.MaxPool2d(2), *conv(32, 64), *conv(64, 64), nn.MaxPool2d(2),
+                         nn.Flatten(), nn.Linear(4096, 256), nn.ReLU(), nn.Linear(256, 10))
+
+
+def vgg16_layers(nn: Any) -> Any:
+    """VGG16 (torchvision's configuration D) at 224x224."""
+    layers: list = []
+    channels = 3
+    for item in VGG16_LAYOUT:
+        layers += [nn.MaxPool2d(2)] if item == "M" else [nn.Conv2d(channels, item, 3, padding=1), nn.ReLU()]
+        channels = channels if item == "M" else item
+    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d((7, 7)), nn.Flatten(), nn.Linear(512 * 7 * 7, 4096),
+                         nn.ReLU(), nn.Linear(4096, 4096), nn.ReLU(), nn.Linear(4096, 1000))
+
+
+# name -> (layers built from an `nn` namespace, one input's shape, classes)
+MODELS: dict[str, tuple[Callable[[Any], Any], tuple[int, int, int], int]] = {
+    "lenet5": (lenet_layers, (1, 28, 28), 10), "cifar_vgg": (cifar_vgg_layers, (3, 32, 32), 10),
+    "vgg16": (vgg16_layers, (3, 224, 224), 1000)}
+
+
+def batch_of(model: str, batch: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A fixed random batch for `model`: float32 (N, C, H, W) images, int64 labels."""
+    _, shape, classes = MODELS[model]
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((batch, *shape), dtype=np.float32), rng.integers(0, classes, batch)
+
+
 def lenet_batch(batch: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """A fixed random MNIST-shaped batch: float32 (N, 1, 28, 28) images, int64 labels."""
-    rng = np.random.default_rng(seed)
-    return rng.standard_normal((batch, 1, 28, 28), dtype=np.float32), rng.integers(0, 10, batch)
+    return batch_of("lenet5", batch, seed)
 
 
-def our_train_step(batch: int, processes: int = 1, stack: contextlib.ExitStack | None = None) -> Callable[[], None]:
-    """One SGD step of LeNet on a fixed batch; with `processes` > 1, as `tinygrad-cnn train` takes it: the
-    batch's gradient computed by a `DataParallel`, whose workers `stack` closes (else garbage collection)."""
+def our_train_step(batch: int, processes: int = 1, stack: contextlib.ExitStack | None = None,
+                   model: str = "lenet5", momentum: float = 0.9) -> Callable[[], None]:
+    """One SGD momentum step of `model` on a fixed batch; with `processes` > 1, as `tinygrad-cnn train` takes
+    it: the batch's gradient computed by a `DataParallel`, whose workers `stack` closes (else garbage collection)."""
     manual_seed(0)
-    model = lenet5()
-    opt = optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    x, y = lenet_batch(batch)
+    net = MODELS[model][0](nn)
+    opt = optim.SGD(net.parameters(), lr=0.01, momentum=momentum)
+    x, y = batch_of(model, batch)
     if processes > 1:
-        dp = DataParallel(model, lambda xs, ys: F.cross_entropy(model(Tensor(xs)), ys), processes)
+        dp = DataParallel(net, lambda xs, ys: F.cross_entropy(net(Tensor(xs)), ys), processes)
         if stack is not None:
             stack.enter_context(dp)
         gradient = functools.partial(dp.value_and_grad, x, y)
     else:
         def gradient() -> None:
-            F.cross_entropy(model(Tensor(x)), y).backward()
+            F.cross_entropy(net(Tensor(x)), y).backward()
 
     def step() -> None:
         opt.zero_grad()
@@ -128,26 +173,17 @@ def our_inference(images: int, chunk: int) -> Callable[[], np.ndarray]:
     return infer
 
 
-def torch_lenet():  # noqa: ANN201 (torch types are optional)
+def torch_train_step(batch: int, model: str = "lenet5", momentum: float = 0.9) -> Callable[[], None]:
     import torch
 
     torch.manual_seed(0)
-    nn = torch.nn
-    return nn.Sequential(nn.Conv2d(1, 6, 5), nn.MaxPool2d(2), nn.ReLU(), nn.Conv2d(6, 16, 5), nn.MaxPool2d(2),
-                         nn.ReLU(), nn.Flatten(), nn.Linear(256, 120), nn.ReLU(), nn.Linear(120, 84),
-                         nn.ReLU(), nn.Linear(84, 10))
-
-
-def torch_train_step(batch: int) -> Callable[[], None]:
-    import torch
-
-    model = torch_lenet()
-    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    x, y = (torch.from_numpy(a) for a in lenet_batch(batch))
+    net = MODELS[model][0](torch.nn)
+    opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=momentum)
+    x, y = (torch.from_numpy(a) for a in batch_of(model, batch))
 
     def step() -> None:
         opt.zero_grad()
-        torch.nn.functional.cross_entropy(model(x), y).backward()
+        torch.nn.functional.cross_entropy(net(x), y).backward()
         opt.step()
 
     return step
@@ -156,7 +192,8 @@ def torch_train_step(batch: int) -> Callable[[], None]:
 def torch_inference(images: int) -> Callable[[], object]:
     import torch
 
-    model = torch_lenet().eval()
+    torch.manual_seed(0)
+    model = lenet_layers(torch.nn).eval()
     x = torch.from_numpy(lenet_batch(images)[0])
 
     def infer() -> object:
@@ -210,22 +247,23 @@ _MEMORY_PROBE = """
 import contextlib, json, sys
 from tinygrad_cnn.runtime.memory import freeze_gc, tune_malloc
 from tinygrad_cnn.tools import bench
-framework, batch, steps, tuned = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "tuned"
+framework, model, batch, steps = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+tuned, processes, momentum = sys.argv[5] == "tuned", int(sys.argv[6]), float(sys.argv[7])
 if tuned:
     tune_malloc()
 freeze_gc()
 with contextlib.ExitStack() as stack:
     if framework == "ours":
-        step = bench.our_train_step(batch, int(sys.argv[5]), stack)
+        step = bench.our_train_step(batch, processes, stack, model, momentum)
     else:
-        step = bench.torch_train_step(batch)
+        step = bench.torch_train_step(batch, model, momentum)
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")  # reset the kernel's peak-RSS mark (VmHWM), so imports and setup do not count
     before = bench.status_kib("VmRSS")
     rss = []
     for i in range(steps):
         step()
-        if i + 1 in (100, steps):
+        if i + 1 in (min(100, steps), steps):
             rss.append([bench.status_kib("VmRSS", pid) for pid in ["self", *bench.worker_pids()]])
     # A forked worker starts with our pages (shared until written): its rise counts from our RSS before.
     peaks = [bench.status_kib("VmHWM", pid) - before for pid in ["self", *bench.worker_pids()]]
@@ -246,12 +284,13 @@ def worker_pids() -> list[int]:
     return [p.pid for p in multiprocessing.active_children()]
 
 
-def step_memory(framework: str, batch: int, steps: int, tuned_malloc: bool, processes: int = 1) -> dict:
-    """Run `steps` training steps in a fresh process (ours on `processes`); return, per process, how far
-    its peak RSS rose above the RSS before the first step (the step's working memory), and the RSS
-    after 100 and after `steps` steps (a leak shows as growth between the two)."""
-    out = subprocess.run([sys.executable, "-c", _MEMORY_PROBE, framework, str(batch), str(steps),
-                          "tuned" if tuned_malloc else "default", str(processes)],
+def step_memory(framework: str, batch: int, steps: int, tuned_malloc: bool, processes: int = 1,
+                model: str = "lenet5", momentum: float = 0.9) -> dict:
+    """Run `steps` training steps of `model` in a fresh process (ours on `processes`); return, per process,
+    how far its peak RSS rose above the RSS before the first step (the step's working memory), and the
+    RSS after 100 (or `steps`) and after `steps` steps (a leak shows as growth between the two)."""
+    out = subprocess.run([sys.executable, "-c", _MEMORY_PROBE, framework, model, str(batch), str(steps),
+                          "tuned" if tuned_malloc else "default", str(processes), str(momentum)],
                          capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -282,7 +321,8 @@ def on_threads(fn: Callable[[], object], ours: int | None = None, torch: int | N
 
 
 def run_benchmarks(repeats: int = 15, quick: bool = False, tuned_malloc: bool = False,
-                   rss_probe: bool = True, threads: int = 1, processes: int = 1) -> Report:
+                   rss_probe: bool = True, threads: int = 1, processes: int = 1,
+                   progress: Callable[[str], None] = lambda what: None) -> Report:
     """The issue-6 workloads: the per-op engine overhead and conv1 against the textbook loop (a
     single-threaded Python loop; so is ours here); LeNet training steps (batch 64, 256) as
     `tinygrad-cnn train` takes them (`processes`, one thread each) against PyTorch on 2 threads,
@@ -291,9 +331,10 @@ def run_benchmarks(repeats: int = 15, quick: bool = False, tuned_malloc: bool = 
     report = Report()
     torch_ok = has_torch()
     torch_threads = 2
-    repeats = max(5, repeats // 3) if quick else repeats
+    blocks = QUICK_BLOCKS if quick else {"repeats": repeats}
     parallel.set_num_threads(1)
-    (chain,) = interleaved_medians([op_chain(1000)], repeats)
+    progress("engine overhead and conv1 against the textbook loop")
+    (chain,) = interleaved_medians([op_chain(1000)], **blocks)
     report.rows.append(Row("engine: 1,000 tiny ops forward+backward", chain, None,
                            note=f"{chain / 1000 * 1e6:.1f} us per op"))
     x, _ = lenet_batch(64)
@@ -303,20 +344,21 @@ def run_benchmarks(repeats: int = 15, quick: bool = False, tuned_malloc: bool = 
     # The loop on one image, scaled to the batch (it is linear in N), interleaved with ours so that
     # both see the same machine.
     ours, one_image = interleaved_medians([conv1_step(x, w, grad),
-                                           lambda: loop_conv2d_step(x[:1], w.data, grad[:1])], repeats)
+                                           lambda: loop_conv2d_step(x[:1], w.data, grad[:1])], **blocks)
     loop = one_image * 64
     report.rows.append(Row("conv1 forward+backward, batch 64, one thread", ours, loop, "loop",
                            note=f"{loop / ours:,.0f}x faster than the loop"))
 
     note = f"processes: {processes} vs threads: {torch_threads}" if torch_ok else f"processes: {processes}"
     for batch in (64, 256):
+        progress(f"LeNet training step, batch {batch}")
         with contextlib.ExitStack() as workers:
             fns = [on_threads(our_train_step(batch, processes, workers), ours=1),
                    on_threads(our_train_step(batch), ours=threads), on_threads(our_train_step(batch), ours=1)]
             if torch_ok:
                 fns += [on_threads(torch_train_step(batch), torch=torch_threads),
                         on_threads(torch_train_step(batch), torch=1)]
-            times = interleaved_medians(fns, repeats)
+            times = interleaved_medians(fns, **blocks)
         (ours, ours_threads, ours_one), (theirs, theirs_one) = times[:3], times[3:] or (None, None)
         report.rows.append(Row(f"LeNet train step, batch {batch}", ours, theirs, note=note))
         report.rows.append(Row(f"  ... ours on {threads} threads in one process", ours_threads, theirs,
@@ -324,12 +366,70 @@ def run_benchmarks(repeats: int = 15, quick: bool = False, tuned_malloc: bool = 
         report.rows.append(Row("  ... one thread each", ours_one, theirs_one))
     parallel.set_num_threads(threads)
     note = f"threads: {threads} vs {torch_threads}" if torch_ok else f"threads: {threads}"
+    progress("LeNet inference")
     fns = [our_inference(1000, 100)] + ([on_threads(torch_inference(1000), torch=torch_threads)] if torch_ok else [])
-    times = interleaved_medians(fns, repeats)
+    times = interleaved_medians(fns, **blocks)
     report.rows.append(Row("LeNet inference, 1,000 images (chunks of 100)", times[0],
                            times[1] if torch_ok else None, note=note))
     if rss_probe and sys.platform == "linux":
-        report.rows += memory_rows(tuned_malloc, processes, torch_ok, 200 if quick else 1000)
+        progress("memory, each framework in its own process")
+        report.rows += memory_rows(tuned_malloc, processes, torch_ok, 100 if quick else 1000)
+    return report
+
+
+def machine_busy(seconds: float = 0.5) -> float | None:
+    """The share of all CPU time that went to something other than idling over the next `seconds`
+    (Linux /proc/stat; None elsewhere): other tenants' load, sampled before a benchmark starts."""
+    def sample() -> tuple[int, int]:
+        with open("/proc/stat") as f:
+            ticks = [int(v) for v in f.readline().split()[1:]]
+        return sum(ticks), ticks[3] + ticks[4]  # all, idle + iowait
+
+    try:
+        total0, idle0 = sample()
+        time.sleep(seconds)
+        total1, idle1 = sample()
+    except OSError:
+        return None
+    return 1 - (idle1 - idle0) / max(1, total1 - total0)
+
+
+def run_model_benchmarks(model: str, repeats: int = 15, quick: bool = False, tuned_malloc: bool = False,
+                         threads: int = 1, progress: Callable[[str], None] = lambda what: None) -> Report:
+    """Training steps of `model` (cifar_vgg) at batch 64 and 128: ours on `threads` threads and on one
+    thread (numpy's BLAS on its own threads) against PyTorch on 2 threads, interleaved; then the peak
+    memory of a batch-64 step and, unless `quick`, of VGG16 forward + backward at batch 2 (plain SGD,
+    no optimizer state), each framework in a fresh process."""
+    report = Report()
+    torch_ok = has_torch()
+    blocks = QUICK_BLOCKS if quick else {"repeats": repeats}
+    for batch in (64, 128):
+        progress(f"{model} training step, batch {batch}")
+        fns = [on_threads(our_train_step(batch, model=model), ours=threads)]
+        if not quick:
+            fns.append(on_threads(our_train_step(batch, model=model), ours=1))
+        if torch_ok:
+            fns.append(on_threads(torch_train_step(batch, model), torch=2))
+        times = interleaved_medians(fns, **blocks)
+        theirs = times[-1] if torch_ok else None
+        report.rows.append(Row(f"{model} train step, batch {batch}", times[0], theirs,
+                               note=f"threads: {threads} vs 2"))
+        if not quick:
+            report.rows.append(Row("  ... ours on 1 thread, BLAS on its own", times[1], theirs,
+                                   note="threads: 1 (+ BLAS's) vs 2"))
+    parallel.set_num_threads(threads)
+    if sys.platform != "linux":
+        return report
+    probes = [(model, 64, 0.9, 10 if quick else 50)] + ([] if quick else [("vgg16", 2, 0.0, 2)])
+    for name, batch, momentum, steps in probes:
+        progress(f"peak memory of a {name} batch-{batch} step, each framework in its own process")
+        ours = step_memory("ours", batch, steps, tuned_malloc, model=name, momentum=momentum)["step_peak_kib"][0]
+        theirs = (step_memory("torch", batch, steps, tuned_malloc, model=name, momentum=momentum)["step_peak_kib"][0]
+                  if torch_ok else None)
+        what = "training step" if momentum else "forward + backward + plain SGD"
+        report.rows.append(Row(f"peak memory, {name} {what}, batch {batch}", ours / 1024,
+                               None if theirs is None else theirs / 1024, unit="MiB",
+                               note="peak RSS while stepping minus RSS before the first step"))
     return report
 
 
@@ -364,11 +464,11 @@ def forwards_replaced(replacement: Callable[[type, Callable], Callable]) -> Iter
             op.forward = forward
 
 
-def profile_train_step(batch: int = 64, steps: int = 100) -> str:
+def profile_train_step(batch: int = 64, steps: int = 100, model: str = "lenet5") -> str:
     """Where a training step's time goes: wall-clock milliseconds per step in each primitive's numpy
     forward, timed by wrapping every primitive (about 1 us of timing overhead per op), and the rest:
     the engine, the VJPs' Python, the loss's and the optimizer's bookkeeping."""
-    step = our_train_step(batch)
+    step = our_train_step(batch, model=model)
     for _ in range(5):
         step()
     spent: dict[str, float] = {}
