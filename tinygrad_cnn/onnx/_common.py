@@ -8,6 +8,7 @@ INSTALL_HINT = "pip install 'tinygrad_cnn[interop]'"
 DEFAULT_OPSET = 17
 OPSETS = range(13, 22)  # the default domain's versions export writes and load reads
 PARAMETERS_KEY = "tinygrad_cnn.parameters"  # metadata: JSON list of the initializers that were Parameters
+BUFFERS_KEY = "tinygrad_cnn.buffers"  # metadata: JSON list of those that were (persistent) buffers
 
 
 class OnnxExportError(ValueError):

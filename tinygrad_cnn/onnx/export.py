@@ -35,7 +35,7 @@ from ..autograd import Context, Observer, Tensor, enable_grad, observe
 from ..nn.normalization import _BatchNorm
 from ..serialization.files import write_atomically
 from ..tools.record import user_site
-from ._common import DEFAULT_OPSET, OPSETS, PARAMETERS_KEY, OnnxExportError, require_onnx
+from ._common import BUFFERS_KEY, DEFAULT_OPSET, OPSETS, PARAMETERS_KEY, OnnxExportError, require_onnx
 
 _IR_VERSIONS = {13: 7, 14: 7, 15: 8, 16: 8, 17: 8, 18: 8, 19: 9, 20: 9, 21: 10}
 
@@ -143,7 +143,8 @@ class _Builder:
         self.scope: str | None = None  # the module path ("" the model itself, None outside any module)
         self.site: str | None = None
         self.op = ""
-        self.parameters: list[str] = []
+        self.parameters: list[str] = []  # the initializers that are the model's Parameters
+        self.buffers: list[str] = []  # ... and its persistent buffers
 
     def fresh(self, hint: str) -> str:
         name, k = hint, 1
@@ -700,8 +701,7 @@ def _build(onnx: Any, model: Any, arrays: list[np.ndarray], opset: int, input_na
             continue
         if id(t) in state:
             b.names[id(t)] = b.initializer(t.data, b.fresh(state[id(t)]), state=True)
-            if t.requires_grad:
-                b.parameters.append(b.names[id(t)])
+            (b.parameters if isinstance(t, nn.Parameter) else b.buffers).append(b.names[id(t)])
         elif t.requires_grad:
             b.names[id(t)] = b.initializer(t.data, b.fresh("param"), state=True)
             b.parameters.append(b.names[id(t)])
@@ -743,7 +743,7 @@ def _build(onnx: Any, model: Any, arrays: list[np.ndarray], opset: int, input_na
     graph = helper.make_graph(b.nodes, type(model).__name__, graph_inputs_info, graph_outputs, b.initializers)
     proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)],
                               producer_name="tinygrad_cnn", ir_version=_IR_VERSIONS[opset])
-    helper.set_model_props(proto, {PARAMETERS_KEY: json.dumps(b.parameters)})
+    helper.set_model_props(proto, {PARAMETERS_KEY: json.dumps(b.parameters), BUFFERS_KEY: json.dumps(b.buffers)})
     return proto, b
 
 

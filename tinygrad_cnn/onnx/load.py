@@ -35,7 +35,7 @@ from ..ops import Where
 from ..ops.special import Erf
 from ..serialization.files import CheckpointError, open_checkpoint
 from ..tensor_methods import cat
-from ._common import OPSETS, PARAMETERS_KEY, OnnxLoadError, require_onnx
+from ._common import BUFFERS_KEY, OPSETS, PARAMETERS_KEY, OnnxLoadError, require_onnx
 
 MAX_FILE_SIZE = 2 ** 31  # protobuf's own limit
 
@@ -595,18 +595,20 @@ def load(path: str | os.PathLike) -> OnnxModule:
         except Exception as e:
             raise OnnxLoadError(f"load: {path}: initializer '{t.name}' cannot be read ({e})") from None
     props = {p.key: p.value for p in model.metadata_props}
-    marked: set[str] | None = None
-    if PARAMETERS_KEY in props:
-        try:
-            marked = set(json.loads(props[PARAMETERS_KEY]))
-        except (ValueError, TypeError):
-            raise OnnxLoadError(f"load: {path}: metadata {PARAMETERS_KEY} is not a JSON list of names") from None
+    marked: dict[str, set[str] | None] = {PARAMETERS_KEY: None, BUFFERS_KEY: None}
+    for key in marked:
+        if key in props:
+            try:
+                marked[key] = {str(n) for n in json.loads(props[key])}
+            except (ValueError, TypeError):
+                raise OnnxLoadError(f"load: {path}: metadata {key} is not a JSON list of names") from None
+    parameters, buffers = marked[PARAMETERS_KEY], marked[BUFFERS_KEY] or set()
     statistics = {n for node in graph.node if node.op_type == "BatchNormalization" for n in list(node.input)[3:5]}
     kinds = {}
     for name, array in constants.items():
-        if name in statistics and array.dtype.kind == "f":
+        if name in buffers or (name in statistics and array.dtype.kind == "f"):
             kinds[name] = "buffer"
-        elif array.dtype.kind == "f" and (name in marked if marked is not None else True):
+        elif array.dtype.kind == "f" and (name in parameters if parameters is not None else True):
             kinds[name] = "parameter"
         else:
             kinds[name] = "constant"
