@@ -597,3 +597,13 @@ def test_frozen_parameters_and_buffers_keep_their_kind_through_a_round_trip(tmp_
     assert [n for n, _ in loaded.named_parameters()] == ["fc.weight", "fc.bias"]
     assert list(loaded.state_dict()) == list(model.state_dict()) == ["shift", "fc.weight", "fc.bias"]
     assert not isinstance(loaded.shift, nn.Parameter)  # the non-persistent buffer is a constant of the graph
+
+
+def test_a_layer_subclass_with_its_own_forward_is_written_as_what_it_computes(tmp_path: object) -> None:
+    class ScaledLinear(nn.Linear):
+        def forward(self, x: Tensor) -> Tensor:
+            return super().forward(x) * 3.0
+
+    manual_seed(0)
+    proto = check_model(nn.Sequential(ScaledLinear(4, 2)), np.ones((2, 4), np.float32), tmp_path, round_trip=False)
+    assert "Gemm" not in [n.op_type for n in proto.graph.node]

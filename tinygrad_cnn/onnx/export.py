@@ -84,9 +84,10 @@ class _Tracer(Observer):
 
 
 def _module_plan_kind(module: Any) -> str | None:
+    """The layer kind written as one ONNX operator, or None; a subclass with its own forward is not one."""
     for cls, kind in _MODULE_KINDS:
         if isinstance(module, cls):
-            return kind
+            return kind if type(module).forward is cls.forward else None
     return None
 
 
