@@ -459,6 +459,16 @@ class TensorMethods:
         return x.sum(axes, keep) / count
 
 
+    def prod(self, dim: Any = None, keepdim: bool = False, *, dtype: Any = None, axis: Any = None,
+             keepdims: bool | None = None) -> Tensor:
+        """The product over `dim` (all elements by default); its gradient is exact where elements are 0."""
+        axes, keep = _reduce_args(self, dim, keepdim, axis, keepdims, "prod")
+        x = self if dtype is None else self.astype(dtype)
+        if x._data.dtype.kind != "f":  # integers and bools multiply to int64 (no gradient), as in PyTorch
+            return Tensor._make(np.asarray(x._data.prod(axis=axes, keepdims=keep, dtype=np.int64)))
+        return ops.Prod.apply(x, axis=axes, keepdims=keep)
+
+
     def var(self, dim: Any = None, unbiased: bool | None = None, keepdim: bool = False, *,
             correction: float | None = None, axis: Any = None, keepdims: bool | None = None) -> Tensor:
         """Variance over `dim`: sum((x - mean)^2) / (N - correction); correction defaults to 1 (Bessel),
@@ -853,7 +863,7 @@ def _as_function(name: str) -> Callable[..., Any]:
 FUNCTIONS = {name: _as_function(name) for name in (
     "abs", "all", "amax", "amin", "any", "argmax", "argmin", "chunk", "clamp", "clip", "clone", "eq", "exp",
     "flatten", "gather", "ge", "gt", "index_select", "le", "log", "log_softmax", "logsumexp", "lt", "masked_fill",
-    "matmul", "max", "maximum", "mean", "min", "minimum", "narrow", "ne", "permute", "relu", "reshape", "rsqrt",
+    "matmul", "max", "maximum", "mean", "min", "minimum", "narrow", "ne", "permute", "prod", "relu", "reshape", "rsqrt",
     "sigmoid", "softmax", "split", "sqrt", "square", "squeeze", "std", "sum", "t", "tanh", "transpose", "unbind",
     "unflatten", "unsqueeze", "var")}
 

@@ -34,7 +34,9 @@ class Sigmoid(Function):
 class Tanh(Function):
     @staticmethod
     def forward(ctx: Context, x: np.ndarray) -> np.ndarray:
-        y = np.tanh(x)                                            # (x.shape)
+        # (x.shape); an array even for a 0-d x, where numpy returns a scalar: the engine would turn that into
+        # a new array, and the saved y would no longer be the output (a constant in double backward)
+        y = np.asarray(np.tanh(x))
         ctx.save_for_backward(y)
         return y
 

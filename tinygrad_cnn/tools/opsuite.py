@@ -336,3 +336,17 @@ case("gather", "gather-dim1", lambda x: x.gather(1, GATHER_INDEX), randn(2, 3))
 case("gather", "gather-dim0", lambda x: x.gather(0, GATHER_INDEX[:, :3]), randn(3, 3))
 case("index_select", "index_select", lambda x: x.index_select(1, np.array([2, 0, 2])), randn(2, 3))
 
+def with_zeros(*shape: int, zeros: int) -> Draw:
+    """randn with `zeros` elements set to 0: where the gradient of a product needs the product of the others."""
+    def draw(rng: np.random.Generator) -> np.ndarray:
+        x = rng.standard_normal(shape)
+        x.flat[rng.choice(x.size, zeros, replace=False)] = 0.0
+        return x
+    return draw
+
+
+case("prod", "prod-all", lambda x: x.prod(), randn(2, 3))
+case("prod", "prod-dim1", lambda x: x.prod(1), randn(2, 3, 2))
+case("prod", "prod-dims-keepdim", lambda x: x.prod(axis=(0, 2), keepdims=True), randn(2, 3, 2))
+case("prod", "prod-one-zero", lambda x: x.prod(1), with_zeros(3, 4, zeros=1))
+case("prod", "prod-two-zeros", lambda x: x.prod(), with_zeros(2, 3, zeros=2))
