@@ -480,6 +480,8 @@ class TensorMethods:
         c = correction if correction is not None else (0 if unbiased is False else 1)
         axes, keep = _reduce_args(self, dim, keepdim, axis, keepdims, "var")
         x = _floating(self)
+        if x.dtype == np.float16:  # accumulate in float32, as PyTorch: a float16 sum of squares overflows
+            return x.float().var(axes, keepdim=keep, correction=c).half()
         centred = x - x.mean(axes, keepdim=True)
         count = math.prod(x.shape[a] for a in axes)
         return (centred * centred).sum(axes, keep) / builtins.max(0, count - c)
@@ -487,7 +489,11 @@ class TensorMethods:
 
     def std(self, dim: Any = None, unbiased: bool | None = None, keepdim: bool = False, *,
             correction: float | None = None, axis: Any = None, keepdims: bool | None = None) -> Tensor:
-        return self.var(dim, unbiased, keepdim, correction=correction, axis=axis, keepdims=keepdims).sqrt()
+        """The square root of var; its gradient is zero where the variance is zero (as PyTorch), not
+        sqrt's 1 / (2 * 0) times var's zero gradient, which is NaN."""
+        v = self.var(dim, unbiased, keepdim, correction=correction, axis=axis, keepdims=keepdims)
+        nonzero = v != 0  # NaN stays NaN
+        return where(nonzero, where(nonzero, v, 1.0).sqrt(), 0.0)
 
 
     def amax(self, dim: Any = (), keepdim: bool = False, *, axis: Any = None, keepdims: bool | None = None) -> Tensor:
@@ -557,11 +563,16 @@ class TensorMethods:
     def log_softmax(self, dim: int | None = None, dtype: Any = None, *, axis: int | None = None) -> Tensor:
         (d,) = _reduce_args(self, -1 if dim is None and axis is None else dim, False, axis, None, "log_softmax")[0]
         x = _floating(self if dtype is None else self.astype(dtype))
-        shifted = x - x._data.max(axis=d, keepdims=True)  # a constant shift: no gradient needed
+        if x.dtype == np.float16:  # in float32, rounded once (PyTorch's opmath)
+            return x.float().log_softmax(d).half()
+        # A constant shift (no gradient needed); `initial` lets an empty dimension through, as in PyTorch.
+        shifted = x - x._data.max(axis=d, keepdims=True, initial=-np.inf)
         return shifted - shifted.exp().sum(d, keepdim=True).log()
 
 
     def softmax(self, dim: int | None = None, dtype: Any = None, *, axis: int | None = None) -> Tensor:
+        if (self.dtype if dtype is None else np.dtype(dtype)) == np.float16:  # exp of a float16 log: 0.4 % off
+            return self.float().softmax(dim, dtype and np.float32, axis=axis).half()
         return self.log_softmax(dim, dtype, axis=axis).exp()
 
 

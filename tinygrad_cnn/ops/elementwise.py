@@ -20,8 +20,10 @@ from .arithmetic import unbroadcast
 class Sigmoid(Function):
     @staticmethod
     def forward(ctx: Context, x: np.ndarray) -> np.ndarray:
+        # float16 in float32, rounded once (PyTorch's opmath): exp(-x) overflows float16 already at x < -11
+        xf = x.astype(np.float32) if x.dtype == np.float16 else x
         with np.errstate(over="ignore"):  # exp(-x) = inf for x < -88 (float32) gives 1 / inf = 0, the limit
-            y = 1 / (1 + np.exp(-x))                              # (x.shape), PyTorch's formula and rounding
+            y = (1 / (1 + np.exp(-xf))).astype(x.dtype, copy=False)  # (x.shape), PyTorch's formula and rounding
         ctx.save_for_backward(y)
         return y
 
