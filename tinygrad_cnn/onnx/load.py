@@ -533,10 +533,10 @@ def _shape(c: _Context, node: Any, a: dict[str, Any]) -> Callable[..., Any]:
 _OPS: dict[str, Callable[[_Context, Any, dict[str, Any]], Callable[..., Any]]] = {
     "Conv": _conv, "ConvTranspose": _conv_transpose, "Gemm": _gemm, "BatchNormalization": _batch_norm,
     "MaxPool": _max_pool, "AveragePool": _avg_pool, "GlobalAveragePool": _global_avg_pool,
-    "GlobalMaxPool": _simple(lambda x: x.max(tuple(range(2, x.ndim)), keepdim=True)),
+    "GlobalMaxPool": _simple(lambda x: x.amax(tuple(range(2, x.ndim)), keepdim=True)),
     "Softmax": _softmax(nn.Softmax), "LogSoftmax": _softmax(nn.LogSoftmax), "Flatten": _flatten,
-    "Reshape": _reshape, "ReduceSum": _reduce("sum"), "ReduceMean": _reduce("mean"), "ReduceMax": _reduce("max"),
-    "ReduceMin": _reduce("min"), "Squeeze": _squeeze, "Unsqueeze": _unsqueeze, "Slice": _slice, "Gather": _gather,
+    "Reshape": _reshape, "ReduceSum": _reduce("sum"), "ReduceMean": _reduce("mean"), "ReduceMax": _reduce("amax"),
+    "ReduceMin": _reduce("amin"), "Squeeze": _squeeze, "Unsqueeze": _unsqueeze, "Slice": _slice, "Gather": _gather,
     "Pad": _pad, "Expand": _expand, "Where": _where, "Pow": _pow, "Cast": _cast, "Clip": _clip,
     "Dropout": _dropout, "Gelu": _gelu, "Shape": _shape,
     "LeakyRelu": lambda c, node, a: nn.LeakyReLU(float(a.get("alpha", 0.01))),
