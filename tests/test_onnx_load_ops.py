@@ -121,3 +121,31 @@ def test_op_agrees_with_onnxruntime_and_is_differentiable(case: tuple, tmp_path:
         with np.errstate(invalid="ignore"):  # Pow's exponent gradient takes log(x) of negative x: NaN, as torch
             got.sum().backward()
         assert xt.grad is not None and xt.grad.shape == x.shape
+
+
+def _one_node_file(tmp_path: object, node: object, inits: list, x_shape: list[int]) -> object:
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, x_shape)],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, x_shape)], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    path = tmp_path / "m.onnx"
+    path.write_bytes(model.SerializeToString())
+    return path
+
+
+@pytest.mark.parametrize("node,inits,shape,message", [
+    (helper.make_node("Conv", ["x", "w"], ["y"], name="conv3d"),
+     [numpy_helper.from_array(np.ones((1, 1, 2, 2, 2), np.float32), "w")], [1, 1, 4, 4, 4], "conv3d.*2-D"),
+    (helper.make_node("MaxPool", ["x"], ["y", "idx"], name="mp", kernel_shape=[2, 2]), [], [1, 1, 4, 4],
+     "mp.*Indices"),
+    (helper.make_node("Pad", ["x", "p"], ["y"], name="pad", mode="reflect"),
+     [numpy_helper.from_array(np.zeros(8, np.int64), "p")], [1, 1, 4, 4], "pad.*reflect"),
+    (helper.make_node("Conv", ["x", "w"], ["y"], name="same", auto_pad="SAME_UPPER"),
+     [numpy_helper.from_array(np.ones((1, 1, 2, 2), np.float32), "w")], [1, 1, 4, 4], "same.*auto_pad"),
+    (helper.make_node("Slice", ["x", "x", "x"], ["y"], name="computed"), [], [2], "computed.*must be a constant"),
+], ids=["conv3d", "maxpool_indices", "pad_reflect", "auto_pad", "computed_starts"])
+def test_unsupported_uses_name_the_node(node: object, inits: list, shape: list[int], message: str,
+                                        tmp_path: object) -> None:
+    from tinygrad_cnn.onnx import OnnxLoadError
+
+    with pytest.raises(OnnxLoadError, match=message):
+        load(_one_node_file(tmp_path, node, inits, shape))

@@ -77,7 +77,11 @@ class OnnxModule(nn.Module):
             try:
                 result = fn(*[env[i] for i in ins])
             except (ValueError, TypeError, RuntimeError, IndexError) as e:
-                raise type(e)(f"ONNX node '{node_name}' ({op}): {e}") from e
+                try:
+                    named = type(e)(f"ONNX node '{node_name}' ({op}): {e}")
+                except Exception:  # an exception class with other constructor arguments: raise it as it is
+                    raise e from None
+                raise named from e
             results = result if isinstance(result, tuple) else (result,)
             for name, value in zip(outs, results):
                 env[name] = value
@@ -180,7 +184,14 @@ def _pad_input(x: Tensor, pads: tuple[tuple[int, int], tuple[int, int]], value: 
     return x.pad(((0, 0), (0, 0), pads[0], pads[1]), value=value)
 
 
+def _check_2d(c: _Context, node: Any, a: dict[str, Any]) -> None:
+    kernel, weight = a.get("kernel_shape"), c.constants.get(list(node.input)[1])
+    if (kernel is not None and len(kernel) != 2) or (weight is not None and weight.ndim != 4):
+        raise _unsupported(node, "only 2-D convolutions ((N, C, H, W) inputs, 4-D weights) are supported")
+
+
 def _conv(c: _Context, node: Any, a: dict[str, Any]) -> Callable[..., Any]:
+    _check_2d(c, node, a)
     pads = _pads2d(node, a)
     stride, dilation, groups = _pair(node, a, "strides", 1), _pair(node, a, "dilations", 1), int(a.get("group", 1))
     if _symmetric(pads):
@@ -189,6 +200,7 @@ def _conv(c: _Context, node: Any, a: dict[str, Any]) -> Callable[..., Any]:
 
 
 def _conv_transpose(c: _Context, node: Any, a: dict[str, Any]) -> Callable[..., Any]:
+    _check_2d(c, node, a)
     pads = _pads2d(node, a)
     if not _symmetric(pads):
         raise _unsupported(node, f"asymmetric pads {list(a.get('pads'))} are not supported")
@@ -621,7 +633,12 @@ def load(path: str | os.PathLike) -> OnnxModule:
     input_names = [i.name for i in graph.input if i.name not in constants]
     for node in graph.node:
         if node.op_type == "Constant":
-            value = _constant_node(onnx, node)
+            try:
+                value = _constant_node(onnx, node)
+            except OnnxLoadError:
+                raise
+            except Exception as e:
+                raise _unsupported(node, f"its value cannot be read ({e})") from None
             constants[node.output[0]] = value
             kinds[node.output[0]] = "constant"
     nodes = []
