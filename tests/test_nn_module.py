@@ -269,7 +269,7 @@ def test_sequential_indexing_slicing_and_editing_match_torch() -> None:
     assert [type(m).__name__ for m in ours] == [type(m).__name__ for m in theirs]
     for seq, lib in ((ours, nn), (theirs, torch.nn)):
         assert seq.append(lib.ReLU()) is seq
-        seq.insert(1, lib.Identity())
+        assert seq.insert(1, lib.Identity()) is seq
         del seq[0]
         seq[0] = lib.Linear(2, 3)
         seq.extend([lib.Identity()])

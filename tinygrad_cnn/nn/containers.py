@@ -110,6 +110,10 @@ class Sequential(_Indexed):
             input = module(input)
         return input
 
+    def insert(self, index: int, module: Module) -> Sequential:
+        super().insert(index, module)
+        return self
+
     def __getitem__(self, idx: int | slice) -> Any:
         items = self._items()
         if isinstance(idx, slice):
