@@ -442,8 +442,10 @@ _PRIMITIVES: dict[str, Primitive] = {
 
 # ---- plans: what each needed tensor is computed from, and how ---------------------------------------------
 class _Plan:
-    def __init__(self, inputs: list[Any], emit: Callable[[_Builder], tuple[str, int | None]], ctx: Context) -> None:
-        self.inputs, self.emit, self.ctx = inputs, emit, ctx
+    def __init__(self, inputs: list[Any], emit: Callable[[_Builder], tuple[str, int | None]], ctx: Context,
+                 kind: str = "", emit_as: Callable[[str], Callable[[_Builder], tuple[str, int | None]]] | None = None
+                 ) -> None:
+        self.inputs, self.emit, self.ctx, self.kind, self.emit_as = inputs, emit, ctx, kind, emit_as
 
 
 def _primitive_plan(ctx: Context, out: Tensor) -> _Plan:
@@ -482,9 +484,11 @@ def _log_softmax_plan(t: Tensor) -> _Plan | None:
     if c.shape != tuple(1 if i == axis else n for i, n in enumerate(x.shape)):
         return None
 
-    def emit(b: _Builder) -> tuple[str, int | None]:
-        return b.node("LogSoftmax", [b.name(x)], axis=axis), b.ax(x)
-    return _Plan([x], emit, ctx)
+    def emit_as(op: str) -> Callable[[_Builder], tuple[str, int | None]]:
+        def emit(b: _Builder) -> tuple[str, int | None]:
+            return b.node(op, [b.name(x)], axis=axis), b.ax(x)
+        return emit
+    return _Plan([x], emit_as("LogSoftmax"), ctx, "LogSoftmax", emit_as)
 
 
 def _module_plan(call: _Call, tensors: dict[int, Tensor], consumers: dict[int, list[Context]],
@@ -666,6 +670,12 @@ def _build(onnx: Any, model: Any, arrays: list[np.ndarray], opset: int, input_na
     plans: dict[int, _Plan] = {}
     for t in order:
         plans[id(t)] = _log_softmax_plan(t) or _primitive_plan(t._ctx, t)
+    for t in order:  # softmax = exp(log_softmax): one Softmax when nothing else uses the log_softmax
+        inner = t._ctx.inputs[0] if t._ctx.name == "Exp" else None
+        plan = plans.get(id(inner)) if isinstance(inner, Tensor) else None
+        if plan is not None and plan.kind == "LogSoftmax" and len(consumers.get(id(inner), ())) == 1 \
+                and all(inner is not o for o in outputs):
+            plans[id(t)] = _Plan(plan.inputs, plan.emit_as("Softmax"), t._ctx)
     for call in trace.calls:
         found = _module_plan(call, tensors, consumers, graph_inputs, opset)
         if found is not None:
