@@ -491,8 +491,8 @@ def _log_softmax_plan(t: Tensor) -> _Plan | None:
     return _Plan([x], emit_as("LogSoftmax"), ctx, "LogSoftmax", emit_as)
 
 
-def _module_plan(call: _Call, tensors: dict[int, Tensor], consumers: dict[int, list[Context]],
-                 graph_inputs: set[int], opset: int) -> tuple[Tensor, _Plan] | None:
+def _module_plan(call: _Call, consumers: dict[int, list[Context]], graph_inputs: set[int],
+                 opset: int) -> tuple[Tensor, _Plan] | None:
     """The ONNX operator for a whole layer call, or None to write its primitives instead."""
     if not call.ctxs:
         return None
@@ -661,7 +661,6 @@ def _build(onnx: Any, model: Any, arrays: list[np.ndarray], opset: int, input_na
             if id(t) not in seen:
                 seen.add(id(t))
                 order.append(t)
-    tensors = {id(t): t for t in order}
     consumers: dict[int, list[Context]] = {}
     for c in trace.tracer.ctxs:
         for a in c.inputs:
@@ -677,7 +676,7 @@ def _build(onnx: Any, model: Any, arrays: list[np.ndarray], opset: int, input_na
                 and all(inner is not o for o in outputs):
             plans[id(t)] = _Plan(plan.inputs, plan.emit_as("Softmax"), t._ctx)
     for call in trace.calls:
-        found = _module_plan(call, tensors, consumers, graph_inputs, opset)
+        found = _module_plan(call, consumers, graph_inputs, opset)
         if found is not None:
             plans[id(found[0])] = found[1]
 
