@@ -129,7 +129,7 @@ def test_max_pool2d(config: dict[str, Any], seed: int) -> None:
 @given(pool_configs(), st.booleans(), SEEDS)
 def test_avg_pool2d(config: dict[str, Any], count_include_pad: bool, seed: int) -> None:
     k, s, p = config["kernel"], config["stride"], config["padding"]
-    assert_matches_torch("avg_pool2d", lambda x: F.avg_pool2d(x, k, s, p, count_include_pad),
+    assert_matches_torch("avg_pool2d", lambda x: F.avg_pool2d(x, k, s, p, count_include_pad=count_include_pad),
                          lambda x: TF.avg_pool2d(x, k, s, p, count_include_pad=count_include_pad),
                          randn(seed, config["shape"]), seed)
 

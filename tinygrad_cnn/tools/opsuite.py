@@ -22,10 +22,11 @@ from typing import Any
 import numpy as np
 
 from .. import functional as F
+from .. import rng
 from ..autograd import Tensor
 from ..ops import AvgPoolScatter, Conv2dInputGrad, Conv2dWeightGrad, IndexAdd, MaxPool2d, MaxPoolGather, MaxPoolScatter
-from .gradcheck import InputError, gradient_errors, second_order_errors
 from ..tensor_methods import cat, stack, where
+from .gradcheck import InputError, gradient_errors, second_order_errors
 
 Draw = Callable[[np.random.Generator], np.ndarray]
 
@@ -174,9 +175,9 @@ case("matmul", "matmul-reflected-ndarray", lambda x, c=constant: c @ x, randn(3,
 
 # ---- composites: softmax, linear, losses, cast ---------------------------------------------------------------
 for name, softmax in {"log_softmax": F.log_softmax, "softmax": F.softmax}.items():
-    case(name, name, softmax, randn(3, 5))
-    case(name, f"{name}-axis0", lambda x, f=softmax: f(x, axis=0), randn(3, 5))
-    case(name, f"{name}-3d-axis1", lambda x, f=softmax: f(x, axis=1), randn(2, 3, 4))
+    case(name, name, lambda x, f=softmax: f(x, dim=-1), randn(3, 5))
+    case(name, f"{name}-axis0", lambda x, f=softmax: f(x, axis=0), randn(3, 5))  # the numpy-style keyword
+    case(name, f"{name}-3d-dim1", lambda x, f=softmax: f(x, dim=1), randn(2, 3, 4))
 
 case("linear", "linear", F.linear, randn(3, 4), randn(5, 4), randn(5))
 case("linear", "linear-no-bias", F.linear, randn(3, 4), randn(5, 4))
@@ -188,6 +189,51 @@ for reduction in ("mean", "sum", "none"):
     case("nll_loss", f"nll_loss-{reduction}", lambda x, r=reduction: F.nll_loss(x, TARGET, reduction=r), randn(4, 5))
     case("cross_entropy", f"cross_entropy-{reduction}",
          lambda x, r=reduction: F.cross_entropy(x, TARGET, reduction=r), randn(4, 5))
+
+# ---- layers' composites: activations, normalisation, dropout, losses (nn.functional) ---------------------------
+case("sigmoid", "sigmoid", F.sigmoid, randn(3, 4))
+case("sigmoid", "sigmoid-large", F.sigmoid, lambda rng: rng.uniform(-40, 40, (3, 4)))  # exp never overflows
+case("tanh", "tanh", F.tanh, randn(3, 4))
+case("leaky_relu", "leaky_relu", lambda x: F.leaky_relu(x, 0.2), away_from_zero(3, 4))
+case("gelu", "gelu", F.gelu, randn(3, 4))
+case("gelu", "gelu-tanh", lambda x: F.gelu(x, approximate="tanh"), randn(3, 4))
+case("batch_norm", "batch_norm-train-4d", lambda x, w, b: F.batch_norm(x, None, None, w, b, training=True),
+     randn(3, 2, 2, 3), randn(2), randn(2))
+case("batch_norm", "batch_norm-train-2d-no-affine", lambda x: F.batch_norm(x, None, None, training=True), randn(4, 3))
+RUNNING = (Tensor(_constants.standard_normal(2)), Tensor(_constants.uniform(0.5, 2.0, 2)))
+case("batch_norm", "batch_norm-eval", lambda x, w, b: F.batch_norm(x, *RUNNING, w, b), randn(3, 2, 2, 3), randn(2),
+     randn(2))
+
+
+def reseeded(dropout: Callable[..., Tensor], x: Tensor, p: float) -> Tensor:
+    """The same mask at every finite-difference evaluation."""
+    rng.manual_seed(3)
+    return dropout(x, p)
+
+
+case("dropout", "dropout", lambda x: reseeded(F.dropout, x, 0.4), randn(4, 5))
+case("dropout", "dropout-p1", lambda x: reseeded(F.dropout, x, 1.0), randn(4, 5))
+case("dropout2d", "dropout2d", lambda x: reseeded(F.dropout2d, x, 0.5), randn(3, 4, 2, 2))
+
+PROBS = _constants.dirichlet(np.ones(5), 4)                 # probability targets, one row per sample
+WEIGHT = Tensor(_constants.uniform(0.5, 2.0, 5))              # class weights (constants, as in torch)
+IGNORED = np.array([2, -100, 4, 2])                            # a repeated class and an ignored sample
+TARGET_3D = np.array([[0, 2, -100], [1, 1, 3]])                # (N, d1) targets for (N, C, d1) scores
+for reduction in ("mean", "sum", "none"):
+    case("cross_entropy", f"cross_entropy-weight-ignore-smoothing-{reduction}",
+         lambda x, r=reduction: F.cross_entropy(x, IGNORED, weight=WEIGHT, reduction=r, label_smoothing=0.2),
+         randn(4, 5), float32=False)
+    case("cross_entropy", f"cross_entropy-probabilities-{reduction}",
+         lambda x, r=reduction: F.cross_entropy(x, PROBS, weight=WEIGHT, reduction=r, label_smoothing=0.1),
+         randn(4, 5), float32=False)
+    case("nll_loss", f"nll_loss-weight-ignore-3d-{reduction}",
+         lambda x, r=reduction: F.nll_loss(x, TARGET_3D, weight=WEIGHT[:4], reduction=r), randn(2, 4, 3),
+         float32=False)
+    case("mse_loss", f"mse_loss-{reduction}", lambda x, y, r=reduction: F.mse_loss(x, y, reduction=r),
+         randn(3, 4), randn(3, 4))
+    case("l1_loss", f"l1_loss-{reduction}", lambda x, r=reduction: F.l1_loss(x, np.zeros((3, 4)), reduction=r),
+         away_from_zero(3, 4), float32=False)
+case("cross_entropy", "cross_entropy-unbatched", lambda x: F.cross_entropy(x, np.array(3)), randn(5))
 
 # Through float32 and back: finite differences need a step far above float32's resolution.
 case("astype", "astype-float32-and-back", lambda x: (x.astype(np.float32) * 3.0).astype(np.float64), randn(3, 4),
@@ -228,6 +274,35 @@ for (key, (name, pool)), kernel, stride, padding in itertools.product(POOLS.item
 for key, (name, pool) in POOLS.items():
     case(name, f"{key}-pair-params", lambda x, p=pool: p(x, (2, 3), (1, 2), (1, 1)), distinct(2, 2, 5, 6))
     case(name, f"{key}-default-stride", lambda x, p=pool: p(x, 2), distinct(1, 2, 5, 6))
+
+# ---- padding, resizing and the composite convolutions and pools (nn.functional) -------------------------------
+for mode in ("constant", "reflect", "replicate", "circular"):
+    case("pad", f"pad-{mode}", lambda x, m=mode: F.pad(x, (2, 1, 1, 2), mode=m), randn(2, 2, 3, 4))
+case("pad", "pad-constant-value-and-crop", lambda x: F.pad(x, (1, -1, 0, 2), value=0.5), randn(2, 3, 4))
+case("pad", "pad-reflect-3d", lambda x: F.pad(x, (2, 3), mode="reflect"), randn(2, 2, 4))
+for key, kwargs in {"scale2": {"scale_factor": 2}, "size": {"size": (5, 3)},
+                    "exact-fraction": {"scale_factor": 1.5, "mode": "nearest-exact"}}.items():
+    case("interpolate", f"interpolate-{key}", lambda x, k=kwargs: F.interpolate(x, **k), randn(1, 2, 3, 4))
+case("adaptive_avg_pool2d", "adaptive_avg_pool2d", lambda x: F.adaptive_avg_pool2d(x, (2, 3)), randn(2, 2, 5, 7))
+for key, kwargs in {"same": {"padding": "same"}, "same-dilated": {"padding": "same", "dilation": 2},
+                    "valid": {"padding": "valid"}}.items():
+    case("conv2d", f"conv2d-padding-{key}", lambda x, w, k=kwargs: F.conv2d(x, w, **k), randn(1, 2, 5, 4),
+         randn(3, 2, 2, 3))
+TRANSPOSED = [(1, 0, 0, 1, 1), (2, 1, 1, 1, 1), ((2, 3), (1, 0), (1, 2), 1, 2), (2, 0, 1, 2, 2)]
+for stride, padding, output_padding, dilation, groups in TRANSPOSED:
+    case("conv_transpose2d", f"conv_transpose2d-s{stride}-p{padding}-op{output_padding}-d{dilation}-g{groups}",
+         lambda x, w, b, a=(stride, padding, output_padding, groups, dilation): F.conv_transpose2d(x, w, b, *a),
+         randn(2, 4, 3, 2), randn(4, 6 // groups, 3, 2), randn(6))
+for kernel, stride, padding in [(2, 2, 0), (3, 2, 1), ((3, 2), (2, 3), (1, 0))]:
+    config = f"k{kernel}-s{stride}-p{padding}".replace(" ", "")
+    case("max_pool2d", f"max_pool2d-ceil-{config}", lambda x, a=(kernel, stride, padding):
+         F.max_pool2d(x, *a, ceil_mode=True), distinct(2, 2, 5, 6))
+    for include in (True, False):
+        case("avg_pool2d", f"avg_pool2d-ceil-{config}{'' if include else '-exclude-pad'}",
+             lambda x, a=(kernel, stride, padding), c=include: F.avg_pool2d(x, *a, ceil_mode=True, count_include_pad=c),
+             randn(2, 2, 5, 6))
+case("avg_pool2d", "avg_pool2d-divisor-override", lambda x: F.avg_pool2d(x, 3, 2, 1, divisor_override=4),
+     randn(2, 2, 5, 6))
 
 # ---- the primitives that only appear inside VJPs, checked directly --------------------------------------------
 # Their own VJPs are what second-order gradients (double backward) run.
