@@ -34,9 +34,21 @@ def _number(op: str, name: str, value: Any) -> float:
     return float(value)
 
 
+_CHUNK = 2**16
+
+
 def _vector_norm(a: np.ndarray, ord: float) -> np.generic:  # noqa: A002 - numpy's and PyTorch's name
+    """The `ord`-norm of `a` as a scalar of its dtype, accumulated in float64 (so correctly rounded for float32
+    gradients, where PyTorch's float32 reduction of a few million elements can be off by ~1e-4 relative)."""
     dtype = a.dtype
-    x = np.abs(a.ravel())
+    v = a.ravel()
+    if ord == 2:
+        total = 0.0
+        for start in range(0, v.size, _CHUNK):  # float64 a chunk at a time: no gradient-sized temporary
+            chunk = v[start:start + _CHUNK].astype(np.float64)
+            total += float(np.square(chunk, out=chunk).sum())  # pairwise summation, not BLAS (threads)
+        return dtype.type(math.sqrt(total))
+    x = np.abs(v)
     if ord == math.inf:
         result = x.max() if x.size else 0.0
     elif ord == -math.inf:
@@ -45,8 +57,6 @@ def _vector_norm(a: np.ndarray, ord: float) -> np.generic:  # noqa: A002 - numpy
         result = np.count_nonzero(x)
     elif ord == 1:
         result = x.sum(dtype=np.float64)
-    elif ord == 2:
-        result = math.sqrt(np.dot(x.astype(np.float64), x.astype(np.float64)))
     else:
         result = (x.astype(np.float64) ** ord).sum() ** (1.0 / ord)
     return dtype.type(result)
