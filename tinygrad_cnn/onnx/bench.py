@@ -16,7 +16,7 @@ def onnxruntime_rows(repeats: int, quick: bool = False, threads: int = 1, images
                      chunk: int = 100) -> list[Row]:
     """One Row: our LeNet inference over `images` (chunks of `chunk`) against onnxruntime running the graph
     `tinygrad_cnn.onnx.export` writes for the same model, with `threads` intra-op threads."""
-    workload = f"  ... the exported ONNX graph in onnxruntime, {images:,} images"
+    workload = f"  ... its ONNX export in onnxruntime ({images:,})"
     try:
         import onnxruntime as ort
     except ImportError:
