@@ -33,15 +33,14 @@ def ids(case: tuple) -> str:
     return f"x{x}-w{w}-s{s}-p{p}-d{d}-g{g}".replace(" ", "")
 
 
-@pytest.fixture(params=[("per_image", "flat_shift"), ("per_image", "col2im"), ("batched", "flat_shift"),
-                        ("batched", "col2im")], ids=lambda p: "-".join(p))
+@pytest.fixture(params=[("per_image", True), ("per_image", False), ("batched", True), ("batched", False)],
+                ids=lambda p: f"{p[0]}-{'flat' if p[1] else 'windows'}")
 def forced_plan(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Every layer takes this layout and input-gradient method, in chunks of 2 images."""
-    layout, input_grad = request.param
+    """Every layer takes this layout and (where the stride allows) flat shifts, in chunks of 2 images."""
+    layout, flat = request.param
 
     def forced(shape: conv.ConvShape, itemsize: int, chunk_bytes: int) -> conv.ConvPlan:
-        method = input_grad if shape.stride == (1, 1) else "col2im"  # flat shifts need stride 1
-        return conv.ConvPlan(layout, 2, method)
+        return conv.ConvPlan(layout, 2, flat and shape.stride == (1, 1))  # flat shifts need stride 1
 
     monkeypatch.setattr(conv, "plan", forced)
     yield
@@ -106,7 +105,7 @@ def test_plan_is_chosen_once_per_layer_shape() -> None:
     shape = conv.ConvShape(32, 32, (32, 32), (3, 3), (1, 1), (1, 1), (1, 1), 1)
     first = conv.plan(shape, 4, conv.CHUNK_BYTES)
     assert conv.plan(shape, 4, conv.CHUNK_BYTES) is first
-    assert first.input_grad == "flat_shift" and first.chunk >= 1
+    assert first.flat and first.chunk >= 1
     assert first.chunk * shape.column_bytes(4) <= conv.CHUNK_BYTES
     assert conv.plan(conv.ConvShape(32, 64, (8, 8), (1, 1), (1, 1), (0, 0), (1, 1), 1), 4,
                      conv.CHUNK_BYTES).layout == "per_image"

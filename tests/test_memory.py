@@ -96,8 +96,8 @@ def forward(model: nn.Module) -> Tensor:
 
 
 def private_buffers(root: Tensor) -> list[np.ndarray]:
-    """Arrays the graph's contexts keep for backward that no tensor of the graph owns (im2col columns,
-    max-pool winners, max routes, copies): only the contexts keep them alive."""
+    """Arrays the graph's contexts keep for backward that no tensor of the graph owns (max-pool winners,
+    max routes, copies): only the contexts keep them alive."""
     topo = root._topo()
     owned = {id(t.data) for t in topo} | {id(p.data) for t in topo for p in t._ctx.inputs if isinstance(p, Tensor)}
     kept = [v for t in topo for v in (*t._ctx.saved, *vars(t._ctx).values())]
@@ -105,13 +105,23 @@ def private_buffers(root: Tensor) -> list[np.ndarray]:
 
 
 def _arrays_in(value: object) -> list[np.ndarray]:
-    """The arrays in nested lists and tuples: conv2d keeps (slice, columns) per batch chunk, max pooling
-    a (rows, columns) pair of winners."""
+    """The arrays in nested lists and tuples: max pooling keeps a (rows, columns) pair of winners."""
     if isinstance(value, np.ndarray):
         return [value]
     if isinstance(value, (list, tuple)):
         return [a for v in value for a in _arrays_in(v)]
     return []
+
+
+def test_conv2d_keeps_nothing_for_backward_but_its_input_and_weight() -> None:
+    """The memory bound of conv's forward-to-backward cache: nothing beyond x and w (no im2col columns;
+    the weight gradient rebuilds them a chunk at a time)."""
+    rng = np.random.default_rng(0)
+    x = Tensor(rng.standard_normal((4, 3, 9, 9)), requires_grad=True)
+    w = Tensor(rng.standard_normal((5, 3, 3, 3)), requires_grad=True)
+    y = F.conv2d(x, w, padding=1)
+    assert private_buffers(y) == []
+    assert [id(t) for t in y._ctx.saved_tensors] == [id(x), id(w)]
 
 
 def weakrefs(root: Tensor) -> list[weakref.ref]:

@@ -8,8 +8,10 @@ computed is decided once, in `plan`, and cached, as cuDNN's heuristics do:
   NCHW as it is; for 1x1 convolutions with stride 1 and no padding the columns are the input itself.
 - layout "batched": columns (G, CKK, B*P) and one GEMM per chunk, a better shape when O is small; its
   (G, O/G, B, P) output is transposed into NCHW once, with the bias added in the same pass.
-- input gradient "flat_shift" (stride 1): the transposed convolution as KH row-shifted adds of one
-  GEMM over KW column-shifted copies of g, with no col2im; else "col2im".
+- flat shifts (stride 1): each image's padded planes are flattened, so a kernel offset's columns are
+  one contiguous run of the input (a fast copy instead of a strided gather), at the price of Wp - Wo
+  junk columns per output row; and the input gradient is KH row-shifted adds of one GEMM over KW
+  column-shifted copies of g, with no col2im. Other strides use window views and col2im.
 
 Shapes: B images in a chunk, P = Ho * Wo, CKK = C/G * KH * KW.
 """
@@ -20,6 +22,7 @@ import functools
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.lib.stride_tricks import as_strided
 
 from . import parallel
 from .windows import Pair, col2im, crop_hw, out_hw, pad_hw, window_view
@@ -68,7 +71,7 @@ class ConvShape:
 class ConvPlan:
     layout: str         # "per_image" or "batched" (see the module docstring)
     chunk: int          # images per chunk
-    input_grad: str     # "flat_shift" or "col2im"
+    flat: bool          # stride 1: flat-shift columns and input gradient
 
 
 @functools.cache
@@ -76,8 +79,7 @@ def plan(shape: ConvShape, itemsize: int, chunk_bytes: int) -> ConvPlan:
     """How to compute a layer of this shape: the one place where kernels are chosen."""
     layout = "per_image" if shape.pointwise else "batched"
     chunk = max(1, chunk_bytes // shape.column_bytes(itemsize))
-    input_grad = "flat_shift" if shape.stride == (1, 1) and not shape.pointwise else "col2im"
-    return ConvPlan(layout, chunk, input_grad)
+    return ConvPlan(layout, chunk, flat=shape.stride == (1, 1) and not shape.pointwise)
 
 
 def _plan_and_parts(shape: ConvShape, n: int, dtype: np.dtype) -> tuple[ConvPlan, list[slice]]:
@@ -86,15 +88,44 @@ def _plan_and_parts(shape: ConvShape, n: int, dtype: np.dtype) -> tuple[ConvPlan
     return p, parallel.batch_parts(n, p.chunk, macs)
 
 
-def _columns(x: np.ndarray, s: ConvShape, layout: str) -> np.ndarray:
-    """A chunk's input windows, (B, C, H, W) -> (B, G, CKK, P) "per_image" or (G, CKK, B*P) "batched"."""
-    b = x.shape[0]
-    windows = window_view(pad_hw(x, s.padding), s.kernel, s.stride, s.dilation, s.out_hw)  # (B, C, KH, KW, Ho, Wo)
-    if layout == "per_image":
-        return windows.reshape(b, s.groups, s.ckk, s.pixels)          # a view when pointwise, else a copy
-    cols = np.empty((s.channels, *s.kernel, b, *s.out_hw), dtype=x.dtype)   # (C, KH, KW, B, Ho, Wo)
+def _columns(x: np.ndarray, s: ConvShape, p: ConvPlan) -> tuple[np.ndarray, int]:
+    """A chunk's input windows, one column per output pixel: (B, G, CKK, Ho*Wc) "per_image" or
+    (G, CKK, B*Ho*Wc) "batched", and Wc. Wc is Wo, or with flat shifts the padded width Wp: each
+    kernel offset's columns are then one contiguous run of the flattened padded input, and the Wp - Wo
+    extra columns of each row are junk that the caller crops (forward) or multiplies by zero (dW)."""
+    b, c = x.shape[:2]
+    (ho, wo), (kh, kw), (dh, dw) = s.out_hw, s.kernel, s.dilation
+    if p.flat:
+        hp, wc = s.input_hw[0] + 2 * s.padding[0], s.input_hw[1] + 2 * s.padding[1]
+        flat = np.zeros((b, c, hp * wc + (kw - 1) * dw), dtype=x.dtype)  # (B, C, Hp*Wp + overhang of the last shift)
+        crop_hw(flat[:, :, :hp * wc].reshape(b, c, hp, wc), s.input_hw, s.padding)[...] = x
+        sb, sc, e = flat.strides
+        windows = as_strided(flat, (b, c, kh, kw, ho, wc), (sb, sc, dh * wc * e, dw * e, wc * e, e),
+                             writeable=False)                                   # (B, C, KH, KW, Ho, Wp)
+    else:
+        wc = wo
+        windows = window_view(pad_hw(x, s.padding), s.kernel, s.stride, s.dilation, s.out_hw)  # (B, C, KH, KW, Ho, Wo)
+    if p.layout == "per_image":
+        return windows.reshape(b, s.groups, s.ckk, ho * wc), wc               # a view when pointwise, else a copy
+    cols = np.empty((c, kh, kw, b, ho, wc), dtype=x.dtype)                    # (C, KH, KW, B, Ho, Wc)
     np.copyto(cols, windows.transpose(1, 2, 3, 0, 4, 5))
-    return cols.reshape(s.groups, s.ckk, b * s.pixels)
+    return cols.reshape(s.groups, s.ckk, b * ho * wc), wc
+
+
+def _grad_matrix(g: np.ndarray, s: ConvShape, p: ConvPlan, wc: int) -> np.ndarray:
+    """A chunk's output gradient laid out as `_columns` lays out the pixels, zero in the junk columns:
+    (B, O, Ho, Wo) -> (B, G, O/G, Ho*Wc) "per_image" or (G, O/G, B*Ho*Wc) "batched"."""
+    b, (ho, wo), og = g.shape[0], s.out_hw, s.out_channels // s.groups
+    g5 = g.reshape(b, s.groups, og, ho, wo)                                   # (B, G, O/G, Ho, Wo)
+    if p.layout == "per_image":
+        if wc == wo:
+            return g5.reshape(b, s.groups, og, ho * wo)
+        wide = np.zeros((b, s.groups, og, ho, wc), dtype=g.dtype)             # (B, G, O/G, Ho, Wc)
+        wide[..., :wo] = g5
+        return wide.reshape(b, s.groups, og, ho * wc)
+    wide = (np.empty if wc == wo else np.zeros)((s.groups, og, b, ho, wc), dtype=g.dtype)  # (G, O/G, B, Ho, Wc)
+    wide[..., :wo] = g5.transpose(1, 2, 0, 3, 4)
+    return wide.reshape(s.groups, og, b * ho * wc)
 
 
 def _shape(x_or_dx_shape: tuple[int, ...], w: np.ndarray, stride: Pair, padding: Pair, dilation: Pair,
@@ -107,26 +138,29 @@ def conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: Pair, pad
            groups: int) -> np.ndarray:
     """reference.conv2d: (N, C, H, W), (O, C/G, KH, KW), (O,) -> (N, O, Ho, Wo)"""
     s = _shape(x.shape, w, stride, padding, dilation, groups)
-    n, o, og = x.shape[0], s.out_channels, s.out_channels // groups
+    n, o, og, (ho, wo) = x.shape[0], s.out_channels, s.out_channels // groups, s.out_hw
     dtype = np.result_type(x, w) if b is None else np.result_type(x, w, b)  # as a separate y + b would give
-    y = np.empty((n, o, *s.out_hw), dtype=dtype)                           # (N, O, Ho, Wo)
+    y = np.empty((n, o, ho, wo), dtype=dtype)                              # (N, O, Ho, Wo)
     w_mat = w.reshape(groups, og, s.ckk)                                    # (G, O/G, CKK)
-    b_col = None if b is None else b.reshape(groups, og, 1)                # (G, O/G, 1)
+    b_col = None if b is None else b.reshape(groups, og, 1, 1)             # (G, O/G, 1, 1)
     p, parts = _plan_and_parts(s, n, dtype)
 
     def chunk(part: slice) -> None:
-        cols = _columns(x[part], s, p.layout)
-        y_b = y[part].reshape(-1, groups, og, s.pixels)                     # a view of y: (B, G, O/G, P)
-        if p.layout == "per_image":
-            np.matmul(w_mat, cols, out=y_b)                                 # (B, G, O/G, P)
+        cols, wc = _columns(x[part], s, p)
+        y_b = y[part].reshape(-1, groups, og, ho, wo)                       # a view of y: (B, G, O/G, Ho, Wo)
+        if p.layout == "per_image" and wc == wo:                            # the product lands in y as it is
+            np.matmul(w_mat, cols, out=y_b.reshape(cols.shape[0], groups, og, ho * wo))
             if b_col is not None:
                 y_b += b_col
+            return
+        prod = np.matmul(w_mat, cols)                                       # (B, G, O/G, Ho*Wc) or (G, O/G, B*Ho*Wc)
+        if p.layout == "batched":
+            prod = prod.reshape(groups, og, -1, ho * wc).transpose(2, 0, 1, 3)  # (B, G, O/G, Ho*Wc)
+        prod = prod.reshape(*prod.shape[:3], ho, wc)[..., :wo]              # (B, G, O/G, Ho, Wo)
+        if b_col is None:
+            np.copyto(y_b, prod)
         else:
-            prod = np.matmul(w_mat, cols).reshape(groups, og, -1, s.pixels).transpose(2, 0, 1, 3)  # (B, G, O/G, P)
-            if b_col is None:
-                np.copyto(y_b, prod)
-            else:
-                np.add(prod, b_col, out=y_b)                                # the bias in the same pass
+            np.add(prod, b_col, out=y_b)                                    # the bias in the same pass
 
     parallel.map_parts(chunk, parts)
     return y
@@ -137,16 +171,14 @@ def conv2d_weight_grad(x: np.ndarray, g: np.ndarray, kernel_hw: Pair, stride: Pa
     """reference.conv2d_weight_grad: (N, C, H, W), (N, O, Ho, Wo) -> (O, C/G, KH, KW)"""
     n, o = g.shape[:2]
     s = ConvShape(x.shape[1], o, tuple(x.shape[2:]), tuple(kernel_hw), stride, padding, dilation, groups)
-    og = o // groups
     p, parts = _plan_and_parts(s, n, np.result_type(x, g))
 
     def chunk(part: slice) -> np.ndarray:
-        cols = _columns(x[part], s, p.layout)
-        g_b = g[part].reshape(-1, groups, og, s.pixels)                     # (B, G, O/G, P)
+        cols, wc = _columns(x[part], s, p)
+        g_mat = _grad_matrix(g[part], s, p, wc)
         if p.layout == "per_image":
-            return np.matmul(g_b, cols.transpose(0, 1, 3, 2)).sum(axis=0)   # (B, G, O/G, CKK) -> (G, O/G, CKK)
-        g_t = np.ascontiguousarray(g_b.transpose(1, 2, 0, 3)).reshape(groups, og, -1)  # (G, O/G, B*P)
-        return np.matmul(g_t, cols.transpose(0, 2, 1))                      # (G, O/G, CKK)
+            return np.matmul(g_mat, cols.transpose(0, 1, 3, 2)).sum(axis=0)  # (B, G, O/G, CKK) -> (G, O/G, CKK)
+        return np.matmul(g_mat, cols.transpose(0, 2, 1))                    # (G, O/G, CKK)
 
     dws = parallel.map_parts(chunk, parts)
     return sum(dws[1:], dws[0]).reshape(o, s.channels // groups, *s.kernel)  # (O, C/G, KH, KW)
@@ -159,7 +191,7 @@ def conv2d_input_grad(g: np.ndarray, w: np.ndarray, input_hw: Pair, stride: Pair
     s = _shape((n, w.shape[1] * groups, *input_hw), w, stride, padding, dilation, groups)
     dx = np.empty((n, s.channels, *input_hw), dtype=np.result_type(g, w))  # (N, C, H, W)
     p, parts = _plan_and_parts(s, n, dx.dtype)
-    kernel = _input_grad_flat_shift if p.input_grad == "flat_shift" else _input_grad_col2im
+    kernel = _input_grad_flat_shift if p.flat else _input_grad_col2im
 
     def chunk(part: slice) -> None:
         dx[part] = kernel(g[part], w, s)
