@@ -127,8 +127,7 @@ def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride: In
         if any(hi != lo for lo, hi in sides):  # the odd extra row/column, after
             x = x.pad(((0, 0), (0, 0), (0, sides[0][1] - sides[0][0]), (0, sides[1][1] - sides[1][0])))
     padding = as_pair(padding, "padding", op, 0)
-    if not isinstance(groups, (int, np.integer)) or groups < 1:
-        raise ValueError(f"{op}: groups must be a positive int, got {groups!r}")
+    groups = positive_int(groups, "groups", op)
     c, o = x.shape[1], weight.shape[0]
     if c % groups or o % groups:
         raise ValueError(f"{op}: groups={groups} must divide both the input channels ({c}) and the output "
@@ -154,8 +153,7 @@ def conv_transpose2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, 
     _check_same_dtype(op, x, weight)
     stride, padding = as_pair(stride, "stride", op, 1), as_pair(padding, "padding", op, 0)
     dilation, output_padding = as_pair(dilation, "dilation", op, 1), as_pair(output_padding, "output_padding", op, 0)
-    if not isinstance(groups, (int, np.integer)) or groups < 1:
-        raise ValueError(f"{op}: groups must be a positive int, got {groups!r}")
+    groups = positive_int(groups, "groups", op)
     if x.shape[1] != weight.shape[0] or weight.shape[0] % groups:
         raise ValueError(f"{op}: input has {x.shape[1]} channels but weight of shape {weight.shape} expects "
                          f"{weight.shape[0]} (weight.shape[0], divisible by groups={groups})")
@@ -250,8 +248,8 @@ def avg_pool2d(input: Tensor, kernel_size: IntOrPair, stride: IntOrPair | None =
     op = "avg_pool2d"
     x = _as_tensor(input)
     kernel, stride, padding, extra = _pool_args(op, x, kernel_size, stride, padding, ceil_mode)
-    if divisor_override is not None and (not isinstance(divisor_override, (int, np.integer)) or divisor_override < 1):
-        raise ValueError(f"{op}: divisor_override must be a positive int, got {divisor_override!r}")
+    if divisor_override is not None:
+        divisor_override = positive_int(divisor_override, "divisor_override", op)
     if not any(extra) and divisor_override is None:
         return AvgPool2d.apply(x, kernel=kernel, stride=stride, padding=padding,
                                count_include_pad=bool(count_include_pad))

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from ..autograd import Tensor
+from ..functional import positive_int
 
 
 def _array(values: Any) -> np.ndarray:
@@ -49,8 +50,7 @@ def confusion_matrix(preds: Any, targets: Any, num_classes: int) -> np.ndarray:
     targets = _class_indices(_array(targets), "targets", "confusion_matrix")
     if preds.shape != targets.shape:
         raise ValueError(f"confusion_matrix: preds has shape {preds.shape} but targets has shape {targets.shape}")
-    if not isinstance(num_classes, (int, np.integer)) or num_classes < 1:
-        raise ValueError(f"confusion_matrix: num_classes must be a positive int, got {num_classes!r}")
+    num_classes = positive_int(num_classes, "num_classes", "confusion_matrix")
     for name, values in (("preds", preds), ("targets", targets)):
         if len(values) and (values.min() < 0 or values.max() >= num_classes):
             bad = values[(values < 0) | (values >= num_classes)]

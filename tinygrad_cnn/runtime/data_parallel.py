@@ -47,6 +47,7 @@ import numpy as np
 
 from .. import rng
 from ..autograd import Tensor, grad
+from ..functional import positive_int
 from ..nn import Module
 from . import threads as parallel
 
@@ -217,10 +218,8 @@ class DataParallel:
             raise TypeError(f"DataParallel: model must be an nn.Module, got {type(model).__name__}")
         if not callable(loss_fn):
             raise TypeError(f"DataParallel: loss_fn must be callable, got {type(loss_fn).__name__}")
-        if processes is None:
-            processes = parallel.available_cores()
-        if isinstance(processes, bool) or not isinstance(processes, int) or processes < 1:
-            raise ValueError(f"DataParallel: processes must be a positive int, got {processes!r}")
+        processes = parallel.available_cores() if processes is None else positive_int(processes, "processes",
+                                                                                               "DataParallel")
         self.module = model
         self.model = _Model(list(model.modules()), list(model.parameters()), loss_fn)
         if not self.model.params:
