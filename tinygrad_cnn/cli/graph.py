@@ -12,7 +12,9 @@ from .. import models
 from ..autograd import Tensor
 from ..data import load_mnist, normalize, resolve_data_dir
 from ..data.mnist import MNIST_FILES
+from ..nn import Module
 from ..rng import manual_seed
+from ..tools.record import grad_norm_of
 from ..viz import SUPPORTED_FORMATS, draw_graph, record, render
 from .args import USAGE_ERROR, bounded, usage_error
 
@@ -38,7 +40,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--backward", action="store_true",
                         help="draw the backward pass (one VJP per op, in the order reverse mode runs them)")
     parser.add_argument("--show-grads", action="store_true",
-                        help="label and colour every gradient by its norm (log scale; NaN/Inf in red)")
+                        help="label and colour every gradient by its norm (log scale; NaN/Inf in red), and print "
+                             "the norms of the logits' gradient and of each parameter's .grad")
     parser.add_argument("--collapse", action="store_true", help="draw each module (Conv2d, Linear, ...) as one node")
     parser.add_argument("--batch-size", type=bounded(int, 1), default=8, help="images in the batch (default: 8)")
     parser.add_argument("--data-dir", default=None,
@@ -63,6 +66,19 @@ def _batch(size: int, data_dir: str | None, seed: int) -> tuple[np.ndarray, np.n
                                                 f"{directory}; pass --data-dir or set TINYGRAD_CNN_DATA)")
 
 
+def gradient_norms(model: Module, logits: Tensor) -> str:
+    """The norms a --show-grads drawing labels, as it writes them: the gradient that reached the logits,
+    and each parameter's .grad. docs/visualisation.md quotes this text beside the picture it came with."""
+    received = grad_norm_of(logits._ctx)
+    lines = ["gradient norms: logits " + ("not recorded" if received is None else f"{received:.2e}")]
+    names = [f"{name}.grad" for name, _ in model.named_parameters()]
+    width = max(map(len, names))
+    for name, p in zip(names, model.parameters()):
+        norm = None if p.grad is None else float(np.linalg.norm(p.grad.data.astype(np.float64).ravel()))
+        lines.append(f"  {name:<{width}}  " + ("no gradient" if norm is None else f"{norm:.2e}"))
+    return "\n".join(lines)
+
+
 def run(args: argparse.Namespace) -> int:
     manual_seed(args.seed)
     model = MODELS[args.model]()
@@ -82,5 +98,7 @@ def run(args: argparse.Namespace) -> int:
     view = "backward" if args.backward else "forward"
     print(f"{args.model}: loss {loss.item():.4f}, {len(loss._topo())} recorded ops; "
           f"wrote the {view} graph to {written}")
+    if args.show_grads:
+        print(gradient_norms(model, logits))
     # Without Graphviz's `dot` program render wrote the DOT source instead, with a hint on stderr: not a success.
     return 0 if written == args.output else USAGE_ERROR
