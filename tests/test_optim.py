@@ -216,8 +216,8 @@ def test_state_dict_has_torch_layout_with_str_keys_and_holds_copies(tmp_path: Pa
     run_steps(opt, params, gradient_sequence(1))
     sd = opt.state_dict()
     assert set(sd) == {"state", "param_groups"}
-    assert list(sd["param_groups"]) == ["0"]
-    group = sd["param_groups"]["0"]
+    assert isinstance(sd["param_groups"], list) and len(sd["param_groups"]) == 1
+    group = sd["param_groups"][0]
     assert group["params"] == [0, 1, 2]
     assert {k: group[k] for k in ("lr", "betas", "eps", "weight_decay", "amsgrad")} == \
         {"lr": 1e-3, "betas": (0.8, 0.9), "eps": 1e-8, "weight_decay": 0.0, "amsgrad": False}
@@ -246,19 +246,20 @@ def _adam_state() -> dict[str, Any]:
 def _old_layout() -> dict[str, Any]:
     """The state_dict layout of the library's first release, as its checkpoints hold it."""
     sd = _adam_state()
-    hyper = {k: list(v) if isinstance(v, tuple) else v for k, v in sd["param_groups"]["0"].items()
+    hyper = {k: list(v) if isinstance(v, tuple) else v for k, v in sd["param_groups"][0].items()
              if k in ("lr", "betas", "eps", "weight_decay")}
     return {"optimizer": "Adam", "hyperparams": hyper, "param_shapes": [list(s) for s in SHAPES],
             "state": sd["state"]}
 
 
 @pytest.mark.parametrize(("change", "message"), [
-    (lambda sd: sd["param_groups"].update({"1": dict(sd["param_groups"]["0"])}), r"the state has 2 parameter "
-                                                                                  r"groups, this optimizer has 1"),
-    (lambda sd: sd["param_groups"]["0"].update(params=[0, 1]), r"param group 0 of the state has 2 parameters, "
-                                                               r"this optimizer's has 3"),
-    (lambda sd: sd["param_groups"]["0"].pop("eps"), r"param group 0 of the state lacks hyperparameters \['eps'\]"),
-    (lambda sd: sd["param_groups"]["0"].update(lr=-0.5), r"Adam: lr must be a finite number >= 0.0, got -0.5"),
+    (lambda sd: sd["param_groups"].append(dict(sd["param_groups"][0])), r"the state has 2 parameter groups, this "
+                                                                         r"optimizer has 1"),
+    (lambda sd: sd["param_groups"][0].update(params=[0, 1]), r"param group 0 of the state has 2 parameters, this "
+                                                             r"optimizer's has 3"),
+    (lambda sd: sd["param_groups"][0].pop("eps"), r"param group 0 of the state lacks hyperparameters \['eps'\]"),
+    (lambda sd: sd["param_groups"][0].update(lr=-0.5), r"Adam: lr must be a finite number >= 0.0, got -0.5"),
+    (lambda sd: sd.update(param_groups=5), r"param_groups must be a list of dicts, got int"),
     (lambda sd: sd["state"]["1"].update(exp_avg=np.zeros(4)), r"\['exp_avg'\]: got an array of shape \(4,\)"),
     (lambda sd: sd["state"]["1"].pop("exp_avg_sq"), r"state\['1'\] \(params\[1\]\): got \['exp_avg', "
                                                     r"'step'\], expected"),
@@ -266,8 +267,8 @@ def _old_layout() -> dict[str, Any]:
     (lambda sd: sd["state"].update({3: {}}), r"state key 3 is not a parameter index of the state's param_groups"),
     (lambda sd: sd["state"].update({"x": {}}), r"state key 'x' is not a parameter index"),
     (lambda sd: sd.pop("state"), r"expected a dict with keys \['param_groups', 'state'\]"),
-], ids=["groups", "count", "hyperparam-missing", "hyperparam-value", "array-shape", "state-keys", "step", "index",
-        "key", "layout"])
+], ids=["groups", "count", "hyperparam-missing", "hyperparam-value", "groups-type", "array-shape", "state-keys",
+        "step", "index", "key", "layout"])
 def test_load_state_dict_rejects_mismatches_before_changing_anything(change: Callable[[dict[str, Any]], Any],
                                                                      message: str) -> None:
     state_dict = _adam_state()
@@ -500,7 +501,7 @@ def test_named_parameters_are_accepted_with_their_names_as_torch() -> None:
     model = nn.Linear(3, 2)
     opt = Adam(model.named_parameters())
     assert opt.param_groups[0]["param_names"] == ["weight", "bias"]
-    assert opt.state_dict()["param_groups"]["0"]["param_names"] == ["weight", "bias"]
+    assert opt.state_dict()["param_groups"][0]["param_names"] == ["weight", "bias"]
 
 
 def test_zero_grad_set_to_none_false_zeroes_in_place() -> None:
@@ -574,7 +575,7 @@ def test_state_dicts_cross_between_torch_and_us(name: str, settings: dict[str, A
     def to_torch(sd: dict[str, Any]) -> dict[str, Any]:  # int keys and a list of groups, as torch's
         return {"state": {int(k): {n: torch.tensor(float(v)) if n == "step" else torch.from_numpy(v.copy())
                                    for n, v in s.items()} for k, s in sd["state"].items()},
-                "param_groups": [sd["param_groups"][k] for k in sorted(sd["param_groups"], key=int)]}
+                "param_groups": sd["param_groups"]}
 
     resumed_here = make_params([tp.detach().numpy().copy() for tp in theirs_p])
     here = getattr(optim, name)(resumed_here)

@@ -420,8 +420,7 @@ def _undo_initial_step(schedulers: list[LRScheduler]) -> None:
 
 class SequentialLR(LRScheduler):
     """Runs `schedulers` one after the other, switching at each of `milestones` (e.g. LinearLR warm-up, then
-    CosineAnnealingLR). Its state_dict holds theirs under "_schedulers" as {"0": ..., "1": ...} (PyTorch: a list),
-    so that a checkpoint holds it; load_state_dict takes either."""
+    CosineAnnealingLR). Its state_dict holds theirs in a list under "_schedulers", as PyTorch's."""
 
     def __init__(self, optimizer: Optimizer, schedulers: list[LRScheduler], milestones: list[int],
                  last_epoch: int = -1) -> None:
@@ -465,7 +464,7 @@ class SequentialLR(LRScheduler):
     def state_dict(self) -> dict[str, Any]:
         state = {key: _plain_copy(value) for key, value in self.__dict__.items()
                  if key not in ("optimizer", "_schedulers")}
-        state["_schedulers"] = {str(i): s.state_dict() for i, s in enumerate(self._schedulers)}
+        state["_schedulers"] = [s.state_dict() for s in self._schedulers]
         return state
 
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:

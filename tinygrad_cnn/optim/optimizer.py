@@ -296,15 +296,13 @@ class Optimizer:
     def state_dict(self) -> dict[str, Any]:
         """PyTorch's layout, as plain data (copies of the arrays) that `tinygrad_cnn.save` stores as it is:
         {"state": {"<index>": {"step": int, "exp_avg": ndarray, ...}} for the parameters that have state,
-         "param_groups": {"<group number>": {hyperparameters..., "params": [index, ...]}}},
-        indices counting the parameters group after group. Two differences from torch.optim, because checkpoints
-        hold str-keyed dicts: the indices and group numbers are strings, and "param_groups" is a dict of the
-        groups in order rather than a list. `load_state_dict` takes either form, so torch.optim's own state
-        dicts (with arrays for tensors) load here."""
+         "param_groups": [{hyperparameters..., "params": [index, ...]}, ...]},
+        indices counting the parameters group after group. One difference from torch.optim, because checkpoints
+        hold str-keyed dicts: the keys of "state" are the indices as strings ("0", not 0). `load_state_dict`
+        takes either, so torch.optim's own state dicts (with arrays for tensors) load here."""
         index = {id(p): i for i, p in enumerate(self.params)}
-        groups = {str(g): {**{k: v for k, v in group.items() if k != "params"},
-                           "params": [index[id(p)] for p in group["params"]]}
-                  for g, group in enumerate(self.param_groups)}
+        groups = [{**{k: v for k, v in group.items() if k != "params"},
+                   "params": [index[id(p)] for p in group["params"]]} for group in self.param_groups]
         state = {index[id(p)]: {k: v.copy() if isinstance(v, np.ndarray) else v for k, v in s.items()}
                  for p, s in self.state._by_id.values() if s and id(p) in index}
         return {"state": {str(i): s for i, s in sorted(state.items())}, "param_groups": groups}
@@ -322,7 +320,7 @@ class Optimizer:
             found = sorted(map(str, state_dict)) if isinstance(state_dict, Mapping) else type(state_dict).__name__
             raise ValueError(f"{where}: expected a dict with keys ['param_groups', 'state'], got {found}")
         saved_groups = state_dict["param_groups"]
-        if isinstance(saved_groups, Mapping):  # a list of groups stored as {"0": ..., "1": ...}
+        if isinstance(saved_groups, Mapping):  # groups stored as {"0": ..., "1": ...} (this library, briefly)
             saved_groups = [saved_groups[k] for k in sorted(saved_groups, key=int)]
         if not isinstance(saved_groups, (list, tuple)) or not all(isinstance(g, Mapping) for g in saved_groups):
             raise ValueError(f"{where}: param_groups must be a list of dicts, got {type(saved_groups).__name__}")
