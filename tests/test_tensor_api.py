@@ -117,6 +117,23 @@ DIFFERENTIABLE: dict[str, tuple[Callable[..., Any], list[np.ndarray]]] = {
     "prod-one-zero": (lambda lib, x: x.prod(1), [np.array([[1.5, 0.0, -2.0], [0.5, 3.0, 2.0]])]),
     "prod-two-zeros": (lambda lib, x: x.prod(), [np.array([[1.5, 0.0, -2.0], [0.5, 0.0, 2.0]])]),
     "prod-zero-in-each-row": (lambda lib, x: x.prod(0), [np.array([[0.0, 2.0], [3.0, 0.0], [0.0, 0.0]])]),
+    "cumsum": (lambda lib, x: x.cumsum(1), [randn(3, 4)]),
+    "torch.cumsum": (lambda lib, x: lib.cumsum(x, dim=0), [randn(3, 4)]),
+    "flip": (lambda lib, x: x.flip(0, 2), [randn(2, 3, 4)]),
+    "torch.flip": (lambda lib, x: lib.flip(x, [1]), [randn(2, 3)]),
+    "sort": (lambda lib, x: x.sort().values, [distinct(3, 4)]),
+    "sort-descending-dim0": (lambda lib, x: x.sort(0, descending=True)[0], [distinct(3, 4)]),
+    "sort-ties": (lambda lib, x: x.sort(1).values * lib.arange(3), [np.array([[2.0, 1.0, 2.0], [0.5, 0.5, 0.5]])]),
+    "topk": (lambda lib, x: x.topk(2).values, [distinct(3, 4)]),
+    "topk-smallest-dim0": (lambda lib, x: lib.topk(x, 2, dim=0, largest=False)[0], [distinct(3, 4)]),
+    "norm": (lambda lib, x: x.norm(), [randn(3, 4)]),
+    "norm-dim-keepdim": (lambda lib, x: x.norm(dim=1, keepdim=True), [randn(3, 4)]),
+    "norm-1": (lambda lib, x: x.norm(p=1), [randn(3, 4)]),
+    "norm-3": (lambda lib, x: lib.norm(x, 3, 0), [randn(3, 4)]),
+    "norm-inf": (lambda lib, x: x.norm(p=float("inf"), dim=1), [distinct(3, 4)]),
+    "mm": (lambda lib, a, b: a.mm(b), [randn(3, 4), randn(4, 2)]),
+    "torch.mm": (lambda lib, a, b: lib.mm(a, b), [randn(3, 4), randn(4, 2)]),
+    "bmm": (lambda lib, a, b: a.bmm(b), [randn(2, 3, 4), randn(2, 4, 2)]),
     "logsumexp": (lambda lib, x: x.logsumexp(1), [randn(3, 4) * 50]),
     "logsumexp-keepdim": (lambda lib, x: lib.logsumexp(x, (0, 1), keepdim=True), [randn(3, 4)]),
     "softmax-dim": (lambda lib, x: x.softmax(dim=1), [randn(2, 3, 4)]),
@@ -192,6 +209,17 @@ def test_differentiable_op_matches_torch(name: str) -> None:
     helpers.assert_matches_torch(lambda *xs: f(tg, *xs), lambda *xs: f(torch, *xs), arrays, tol=1e-10)
 
 
+def test_norm_and_std_of_zeros_have_pytorch_zero_gradients() -> None:
+    """sqrt at 0 would give 1/0 times a zero gradient, NaN: PyTorch (and we) give 0 there. (Its second
+    derivative at that point is NaN in PyTorch, so only the first is compared.)"""
+    for f in (lambda x: x.norm(dim=1), lambda x: x.std(1), lambda x: x.norm()):
+        a = np.array([[0.0, 0.0], [3.0, -4.0]]) * np.array([[1.0], [0.0]])
+        ours, theirs = Tensor(a, requires_grad=True), torch.tensor(a, requires_grad=True)
+        f(ours).sum().backward()
+        f(theirs).sum().backward()
+        np.testing.assert_array_equal(ours.grad.data, theirs.grad.numpy())
+
+
 def test_split_returns_the_pieces_torch_returns() -> None:
     for args in [(2,), (2, 1), ([1, 4],), ([2, 3], 1), (10,)]:
         x = randn(5, 5)
@@ -229,7 +257,9 @@ def same(ours: Any, theirs: Any) -> None:
         else:
             np.testing.assert_array_equal(ours.data, theirs.numpy())
     elif isinstance(theirs, (tuple, list)):
-        assert type(ours) is type(theirs) or isinstance(theirs, torch.Size), (type(ours), type(theirs))
+        # a Size, or a named tuple such as torch.return_types.sort: the same name and fields
+        assert type(ours) is type(theirs) or isinstance(theirs, torch.Size) or (
+            type(ours).__name__ == type(theirs).__name__ and ours._fields == ("values", "indices")), (ours, theirs)
         assert len(ours) == len(theirs)
         for o, t in zip(ours, theirs):
             same(o, t)
@@ -274,6 +304,25 @@ VALUES: dict[str, tuple[Callable[[Any, Any], Any], np.ndarray]] = {
     "prod-int": (lambda lib, x: x.prod(1), I),
     "prod-bool": (lambda lib, x: x.gt(0).prod(), I),
     "mean-dtype": (lambda lib, x: x.mean(dtype=lib.float64), I),
+    "sort-nan-and-ties": (lambda lib, x: x.sort(1), X),
+    "sort-descending-nan-and-ties": (lambda lib, x: x.sort(dim=1, descending=True), X),
+    "sort-int-dim0": (lambda lib, x: x.sort(0), I),
+    "argsort": (lambda lib, x: x.argsort(1), X),
+    "argsort-descending": (lambda lib, x: lib.argsort(x, dim=0, descending=True), I),
+    "topk-indices": (lambda lib, x: x.topk(2, 1).indices, np.array([[0.3, 2.0, -1.0, 0.5], [5.0, 1.0, 4.0, 2.0]])),
+    "topk-smallest": (lambda lib, x: x.topk(1, largest=False), I),
+    "top5-accuracy-idiom": (lambda lib, x: x.topk(2, 1).indices.eq(lib.tensor([[1], [0]])).any(1).sum(),
+                            np.array([[0.3, 2.0, -1.0, 0.5], [5.0, 1.0, 4.0, 2.0]])),
+    "cumsum-int": (lambda lib, x: x.cumsum(1), I),
+    "cumsum-bool": (lambda lib, x: x.gt(0).cumsum(0), I),
+    "flip-int": (lambda lib, x: x.flip(1), I),
+    "norm-int-input-error-free": (lambda lib, x: x.float().norm(), I),
+    "add_": (lambda lib, x: x.clone().add_(lib.ones(4), alpha=2), X),
+    "sub_": (lambda lib, x: x.clone().sub_(2), I),
+    "mul_": (lambda lib, x: x.clone().mul_(lib.tensor([1, 2, 3])), I),
+    "div_": (lambda lib, x: x.clone().div_(4), X),
+    "clamp_": (lambda lib, x: x.clone().clamp_(-1, 2), X),
+    "masked_fill_": (lambda lib, x: x.clone().masked_fill_(x > 2, 0.0), X),
     "accuracy-idiom": (lambda lib, x: x.argmax(1).eq(lib.tensor([3, 1, 0])).sum(), X),
     "accuracy-float-mean": (lambda lib, x: x.argmax(1).eq(lib.tensor([3, 1, 0])).float().mean(), X),
     "float": (lambda lib, x: x.float(), I),
@@ -406,6 +455,14 @@ ERRORS: dict[str, Callable[[Any, Any], Any]] = {
     "randn-int-dtype": lambda lib, x: lib.randn(2, dtype=lib.int64),
     "ones-int-requires-grad": lambda lib, x: lib.ones(2, dtype=lib.long, requires_grad=True),
     "from_numpy-list": lambda lib, x: lib.from_numpy([1, 2]),
+    "topk-k-too-large": lambda lib, x: x.topk(5),
+    "flip-repeated-dim": lambda lib, x: x.flip(0, 0),
+    "mm-3d": lambda lib, x: x.unsqueeze(0).mm(x.t()),
+    "bmm-batch-mismatch": lambda lib, x: x.expand(2, 3, 4).bmm(lib.zeros(3, 4, 2)),
+    "div_-int-by-int": lambda lib, x: x.long().div_(2),
+    "add_-float-into-int": lambda lib, x: x.long().add_(0.5),
+    "add_-leaf-requiring-grad": lambda lib, x: x.requires_grad_().add_(1.0),
+    "cumsum-dim-out-of-range": lambda lib, x: x.cumsum(2),
 }
 
 
@@ -631,3 +688,44 @@ def test_comparison_methods_agree_with_torch_on_broadcasting(op: Callable) -> No
     same(getattr(tg.tensor(a), name)(b[0].item()), getattr(torch.tensor(a), name)(b[0].item()))
     with pytest.raises(ValueError, match="do not broadcast"):
         getattr(tg.tensor(a), name)(tg.zeros(2, 2))
+
+
+# ---- a PyTorch-style loop, the same code for both frameworks -------------------------------------------------
+def pytorch_style_steps(lib: Any, images: np.ndarray, labels: np.ndarray, weight: np.ndarray) -> list[Any]:
+    """What a script does with the Tensor API between its imports and its model: pick a device, move data,
+    train a linear classifier by hand for a few steps, then count correct predictions."""
+    device = lib.device("cuda" if lib.cuda.is_available() else "cpu")
+    lib.manual_seed(0)
+    x = lib.from_numpy(images).to(device)
+    y = lib.tensor(labels, dtype=lib.long).to(device)
+    w = lib.tensor(weight, requires_grad=True)
+    b = lib.zeros(3, requires_grad=True)
+    seen = []
+    for _ in range(3):
+        logits = lib.flatten(x, 1) @ w.t() + b
+        loss = -logits.log_softmax(dim=1).gather(1, y.unsqueeze(1)).squeeze(1).mean()
+        loss.backward()
+        with lib.no_grad():
+            w -= 0.5 * w.grad
+            b -= 0.5 * b.grad
+            w.grad.zero_()
+            b.grad.zero_()
+        seen.append(loss.item())
+    with lib.no_grad():
+        logits = lib.flatten(x, 1) @ w.t() + b
+        pred = logits.argmax(dim=1, keepdim=True)
+        correct = pred.eq(y.view_as(pred)).sum().item()
+        confidence, chosen = logits.softmax(dim=1).max(1)
+        spread = lib.stack([logits.amax(1), logits.amin(1)], dim=1).clamp(-5, 5)
+    return [*seen, correct, chosen.tolist(), confidence.numpy().copy(), spread.numpy().copy(), x.size(0)]
+
+
+def test_a_pytorch_style_loop_gives_pytorch_numbers() -> None:
+    rng = np.random.default_rng(7)
+    images, labels = rng.standard_normal((12, 1, 2, 2)).astype(np.float32), rng.integers(0, 3, 12)
+    weight = (rng.standard_normal((3, 4)) * 0.3).astype(np.float32)
+    ours, theirs = pytorch_style_steps(tg, images, labels, weight), pytorch_style_steps(torch, images, labels, weight)
+    np.testing.assert_allclose(ours[:3], theirs[:3], rtol=1e-5)
+    assert ours[3:5] == theirs[3:5] and ours[-1] == theirs[-1] == 12
+    np.testing.assert_allclose(ours[5], theirs[5], rtol=1e-5)
+    np.testing.assert_allclose(ours[6], theirs[6], rtol=1e-5)

@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from . import devices, factories, ops
-from .autograd import Config, Function, Tensor
+from . import devices, factories, ops, rng
+from .autograd import Config, Function, Tensor, no_grad
 
 
 # ---- the operators: PyTorch's type promotion, comparisons, in-place updates ------------------------------
@@ -550,6 +550,63 @@ class TensorMethods:
         return Tensor._make(np.asarray(self._data.any(axis=axes, keepdims=keep)))
 
 
+    def norm(self, p: Any = "fro", dim: Any = None, keepdim: bool = False, dtype: Any = None) -> Tensor:
+        """The vector p-norm over `dim` (all elements by default): p = 2/'fro', 1, inf, -inf or any number.
+        The 2-norm's gradient at a zero vector is 0, as in PyTorch (not sqrt's 1/0 times 0)."""
+        axes, keep = _reduce_args(self, dim, keepdim, None, None, "norm")
+        x = _floating(self if dtype is None else self.astype(dtype))
+        if p in ("fro", 2, 2.0, None):
+            squares = (x * x).sum(axes, keep)
+            nonzero = squares != 0
+            return where(nonzero, where(nonzero, squares, 1.0).sqrt(), 0.0)
+        if not isinstance(p, (int, float)) or isinstance(p, bool):
+            raise ValueError(f"norm: p must be a number, 'fro' or inf, got {p!r}")
+        if p == math.inf:
+            return x.abs().amax(axes, keep)
+        if p == -math.inf:
+            return x.abs().amin(axes, keep)
+        if p == 0:
+            return x.ne(0).sum(axes, keepdim=keep).astype(x.dtype)
+        return (x.abs() ** p).sum(axes, keep) ** (1 / p)
+
+
+    def cumsum(self, dim: int, *, dtype: Any = None) -> Tensor:
+        """Running sums along `dim`; integers and bools accumulate in int64, as in PyTorch."""
+        x = self if dtype is None else self.astype(dtype)
+        d = _dim(dim, x.ndim, "cumsum")
+        if x.ndim == 0:
+            return x.clone()
+        if x._data.dtype.kind != "f":
+            return Tensor._make(np.cumsum(x._data, axis=d, dtype=np.int64))
+        return ops.Cumsum.apply(x, axis=d)
+
+
+    def sort(self, dim: int = -1, descending: bool = False, stable: bool = False) -> Any:
+        """(values, indices) sorted along `dim`, ties in their original order and NaN as the largest value,
+        as PyTorch on the CPU; the values' gradient goes back to where each came from."""
+        d = _dim(dim, self.ndim, "sort")
+        if self.ndim == 0:
+            return SortResult(self.clone(), Tensor._make(np.zeros((), np.int64)))
+        idx = _sort_order(self._data, d, bool(descending))
+        return SortResult(self[_along(idx, d)], Tensor._make(idx))
+
+
+    def argsort(self, dim: int = -1, descending: bool = False, stable: bool = False) -> Tensor:
+        return self.sort(dim, descending, stable).indices
+
+
+    def topk(self, k: int, dim: int = -1, largest: bool = True, sorted: bool = True) -> Any:
+        """The k largest (or smallest) elements along `dim` and their indices, largest first."""
+        d = _dim(dim, self.ndim, "topk")
+        n = self.shape[d] if self.ndim else 1
+        if not isinstance(k, (int, np.integer)) or not 0 <= k <= n:
+            raise RuntimeError(f"topk: selected index k={k!r} out of range for dimension {dim} of size {n}")
+        if self.ndim == 0:
+            return TopkResult(self.clone(), Tensor._make(np.zeros((), np.int64)))
+        idx = np.take(_sort_order(self._data, d, bool(largest)), np.arange(int(k)), axis=d)
+        return TopkResult(self[_along(idx, d)], Tensor._make(idx))
+
+
     def logsumexp(self, dim: Any, keepdim: bool = False) -> Tensor:
         """log(sum(exp(x))) over `dim`, shifted by the maximum so that large values do not overflow."""
         axes, keep = _reduce_args(self, dim, keepdim, None, None, "logsumexp")
@@ -749,6 +806,17 @@ class TensorMethods:
         return self[(slice(None),) * d + (idx,)]
 
 
+    def flip(self, *dims: int) -> Tensor:
+        """The order of elements reversed along `dims` (a view, as a negative-step slice)."""
+        dims = _shape_arg(dims)
+        flipped = {_dim(d, self.ndim, "flip") for d in dims}
+        if len(flipped) != len(dims):
+            raise RuntimeError(f"flip: dims {dims} name a dimension more than once")
+        if not flipped or self.ndim == 0:
+            return self
+        return self[tuple(slice(None, None, -1) if i in flipped else slice(None) for i in range(self.ndim))]
+
+
     def gather(self, dim: int, index: Any) -> Tensor:
         """out[i][j][k] = self[index[i][j][k]][j][k] for dim 0 (and so on): the gradient goes back to the
         gathered places, adding where an index repeats."""
@@ -759,6 +827,22 @@ class TensorMethods:
                                f"(same number of dimensions, no larger except in dimension {dim})")
         _check_bounds(idx, self.shape[d], "gather")
         return self[_along(idx, d)]
+
+
+    def mm(self, mat2: Tensor) -> Tensor:
+        """The product of two matrices (both 2-D, no broadcasting)."""
+        if self.ndim != 2 or not isinstance(mat2, Tensor) or mat2.ndim != 2:
+            raise RuntimeError(f"mm: expected two 2-D tensors, got shapes {self.shape} and "
+                               f"{getattr(mat2, 'shape', type(mat2).__name__)}")
+        return self.matmul(mat2)
+
+
+    def bmm(self, mat2: Tensor) -> Tensor:
+        """Batched matrix products: (b, n, m) @ (b, m, p) -> (b, n, p), no broadcasting."""
+        if self.ndim != 3 or not isinstance(mat2, Tensor) or mat2.ndim != 3 or self.shape[0] != mat2.shape[0]:
+            raise RuntimeError(f"bmm: expected two 3-D tensors with the same batch size, got shapes {self.shape} "
+                               f"and {getattr(mat2, 'shape', type(mat2).__name__)}")
+        return self.matmul(mat2)
 
 
     def matmul(self, other: Tensor) -> Tensor:
@@ -812,6 +896,42 @@ class TensorMethods:
     def copy_(self, src: Any, non_blocking: bool = False) -> Tensor:
         """This tensor's elements replaced by `src`'s (broadcast to its shape, cast to its dtype)."""
         return _write(self, src._data if isinstance(src, Tensor) else np.asarray(src), "copy_")
+
+
+    def add_(self, other: Any, *, alpha: Any = 1) -> Tensor:
+        return _update(self, self._data + alpha * _array(other) if alpha != 1 else self._data + _array(other), "add_")
+
+
+    def sub_(self, other: Any, *, alpha: Any = 1) -> Tensor:
+        return _update(self, self._data - alpha * _array(other) if alpha != 1 else self._data - _array(other), "sub_")
+
+
+    def mul_(self, other: Any) -> Tensor:
+        return _update(self, self._data * _array(other), "mul_")
+
+
+    def div_(self, other: Any) -> Tensor:
+        return _update(self, self._data / _array(other), "div_")
+
+
+    def clamp_(self, min: Any = None, max: Any = None) -> Tensor:
+        with no_grad():  # the new values are data, never recorded
+            return _update(self, self.clamp(min, max)._data, "clamp_")
+
+
+    def masked_fill_(self, mask: Any, value: Any) -> Tensor:
+        with no_grad():
+            return _update(self, self.masked_fill(mask, value)._data, "masked_fill_")
+
+
+    def uniform_(self, a: float = 0.0, b: float = 1.0) -> Tensor:
+        """Fill with draws from U(a, b), from the generator `manual_seed` seeds."""
+        return _write(self, rng.generator().uniform(a, b, self.shape), "uniform_")
+
+
+    def normal_(self, mean: float = 0.0, std: float = 1.0) -> Tensor:
+        """Fill with draws from N(mean, std^2), from the generator `manual_seed` seeds."""
+        return _write(self, rng.generator().normal(mean, std, self.shape), "normal_")
 
 
 # ---- functions: torch.cat, torch.stack, torch.where, and the function form of methods (torch.flatten(x, 1)) --
@@ -872,11 +992,11 @@ def _as_function(name: str) -> Callable[..., Any]:
 # Exported by the package (tinygrad_cnn.flatten, .max, ...); a dict, because names such as max, sum and all
 # must not shadow the builtins in this module.
 FUNCTIONS = {name: _as_function(name) for name in (
-    "abs", "all", "amax", "amin", "any", "argmax", "argmin", "chunk", "clamp", "clip", "clone", "eq", "exp",
-    "flatten", "gather", "ge", "gt", "index_select", "le", "log", "log_softmax", "logsumexp", "lt", "masked_fill",
-    "matmul", "max", "maximum", "mean", "min", "minimum", "narrow", "ne", "permute", "prod", "relu", "reshape", "rsqrt",
-    "sigmoid", "softmax", "split", "sqrt", "square", "squeeze", "std", "sum", "t", "tanh", "transpose", "unbind",
-    "unflatten", "unsqueeze", "var")}
+    "abs", "all", "amax", "amin", "any", "argmax", "argmin", "argsort", "bmm", "chunk", "clamp", "clip", "clone",
+    "cumsum", "eq", "exp", "flatten", "flip", "gather", "ge", "gt", "index_select", "le", "log", "log_softmax",
+    "logsumexp", "lt", "masked_fill", "matmul", "max", "maximum", "mean", "min", "minimum", "mm", "narrow", "ne",
+    "norm", "permute", "prod", "relu", "reshape", "rsqrt", "sigmoid", "softmax", "sort", "split", "sqrt", "square",
+    "squeeze", "std", "sum", "t", "tanh", "topk", "transpose", "unbind", "unflatten", "unsqueeze", "var")}
 
 
 # ---- results and errors --------------------------------------------------------------------------------------------
@@ -901,6 +1021,8 @@ class DimensionError(ValueError, IndexError):
 # `max(dim)` and `min(dim)` return these, as torch.return_types.max / .min
 MaxResult = collections.namedtuple("max", ["values", "indices"])
 MinResult = collections.namedtuple("min", ["values", "indices"])
+SortResult = collections.namedtuple("sort", ["values", "indices"])
+TopkResult = collections.namedtuple("topk", ["values", "indices"])
 
 
 # ---- helpers of the methods above --------------------------------------------------------------------------------
@@ -1042,6 +1164,27 @@ def _tensor_list(tensors: Any, op: str) -> list[Tensor]:
         if not isinstance(t, Tensor):
             raise TypeError(f"{op}: expected Tensors, got {type(t).__name__} at position {k}")
     return list(tensors)
+
+
+def _sort_order(a: np.ndarray, d: int, descending: bool) -> np.ndarray:
+    """Indices sorting `a` along d, stably; NaN counts as the largest value (first when descending)."""
+    a = np.moveaxis(a, d, -1)
+    if not descending:
+        order = np.argsort(a, axis=-1, kind="stable")  # numpy puts NaN last, as PyTorch does
+    else:
+        nan = np.isnan(a) if a.dtype.kind == "f" else np.zeros(a.shape, bool)
+        key = -(a.astype(np.int64) if a.dtype.kind in "bu" else a)
+        order = np.lexsort((np.where(nan, 0, key), ~nan), axis=-1)  # NaN first, then by -a; lexsort is stable
+    return np.moveaxis(order, -1, d).astype(np.int64, copy=False)
+
+
+def _update(t: Tensor, result: Any, op: str) -> Tensor:
+    """An in-place arithmetic update: like PyTorch, refuse a result that the tensor's dtype cannot hold."""
+    result = np.asarray(result)
+    if _CATEGORIES[result.dtype.kind] > _CATEGORIES[t._data.dtype.kind]:
+        raise RuntimeError(f"{op}: result type {result.dtype} can't be cast to the desired output type "
+                           f"{t.dtype}")
+    return _write(t, result, op)
 
 
 def _write(t: Tensor, value: Any, op: str) -> Tensor:

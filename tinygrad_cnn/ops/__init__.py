@@ -6,11 +6,11 @@ from .conv import Conv2d, Conv2dInputGrad, Conv2dWeightGrad
 from .elementwise import Sigmoid, Tanh, Where
 from .movement import Cat, Getitem, IndexAdd, Pad, Permute, Reshape
 from .pool import AvgPool2d, AvgPoolScatter, MaxPool2d, MaxPoolGather, MaxPoolScatter
-from .reduce import Prod
+from .reduce import Cumsum, Prod
 from .special import Erf
 
 PRIMITIVES = (Add, Sub, Neg, Mul, Div, Pow, TensorPow, Exp, Log, Relu, Sum, Expand, Max, MatMul, Cast,
-              Sigmoid, Tanh, Where, Prod,
+              Sigmoid, Tanh, Where, Prod, Cumsum,
               Reshape, Permute, Getitem, IndexAdd, Pad, Cat,
               Conv2d, Conv2dInputGrad, Conv2dWeightGrad,
               MaxPool2d, MaxPoolScatter, MaxPoolGather, AvgPool2d, AvgPoolScatter, Erf)

@@ -1,4 +1,6 @@
-"""Prod: the product over axes, a primitive because no composite of the others is exact at zero.
+"""Products and running sums over axes.
+
+Prod is a primitive because no composite of the others is exact at zero.
 
 exp(sum(log x)) fails for x <= 0, and the gradient y / x of the product is 0/0 wherever an element is 0.
 The VJP is PyTorch's: g * y / x when no element is 0, and otherwise, for each element, the product of
@@ -12,7 +14,7 @@ import numpy as np
 
 from ..autograd import Context, Function, Tensor
 from .elementwise import Where
-from .movement import Permute, Reshape
+from .movement import Getitem, Permute, Reshape
 
 
 class Prod(Function):
@@ -47,3 +49,19 @@ def _product_of_others(x: Tensor, axis: tuple[int, ...]) -> Tensor:
     out = Prod.apply(others, axis=(others.ndim - 1,), keepdims=False)                                 # (..., n)
     out = Reshape.apply(out, shape=tuple(x.shape[i] for i in order))
     return Permute.apply(out, axes=tuple(np.argsort(order).tolist()))                                # x.shape
+
+
+class Cumsum(Function):
+    """Running sums along one axis. A primitive: as a composite it would be a matmul with a triangular
+    matrix, O(n^2) work. The VJP is the running sum from the other end: flip, cumsum, flip."""
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray, axis: int) -> np.ndarray:
+        return np.cumsum(x, axis=axis)                            # (x.shape)
+
+    @staticmethod
+    def backward(ctx: Context, grad: Tensor) -> Tensor:
+        axis = ctx.attrs["axis"]
+        reverse = (slice(None),) * axis + (slice(None, None, -1),)
+        flipped = Getitem.apply(grad, index=reverse)               # (x.shape), last element first
+        return Getitem.apply(Cumsum.apply(flipped, axis=axis), index=reverse)
