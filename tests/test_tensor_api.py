@@ -59,6 +59,7 @@ DIFFERENTIABLE: dict[str, tuple[Callable[..., Any], list[np.ndarray]]] = {
     "sigmoid-extreme": (lambda lib, x: (x * 60).sigmoid(), [randn(3, 4)]),
     "torch.sigmoid": (lambda lib, x: lib.sigmoid(x), [randn(3, 4)]),
     "tanh-0d": (lambda lib, x: x.tanh(), [np.array(-0.4)]),
+    "sigmoid-0d": (lambda lib, x: x.sigmoid(), [np.array(0.7)]),
     "tanh": (lambda lib, x: x.tanh(), [randn(3, 4)]),
     "tanh-extreme": (lambda lib, x: (x * 40).tanh(), [randn(3, 4)]),
     "abs": (lambda lib, x: x.abs(), [randn(3, 4)]),

@@ -16,6 +16,9 @@ import numpy as np
 from ..autograd import Context, Function, Tensor
 from .arithmetic import unbroadcast
 
+# (*) An array even for a 0-d x, where numpy returns a scalar: the engine would turn that into a new array,
+# and the saved y would no longer be the output (a constant in double backward).
+
 
 class Sigmoid(Function):
     @staticmethod
@@ -23,7 +26,7 @@ class Sigmoid(Function):
         # float16 in float32, rounded once (PyTorch's opmath): exp(-x) overflows float16 already at x < -11
         xf = x.astype(np.float32) if x.dtype == np.float16 else x
         with np.errstate(over="ignore"):  # exp(-x) = inf for x < -88 (float32) gives 1 / inf = 0, the limit
-            y = (1 / (1 + np.exp(-xf))).astype(x.dtype, copy=False)  # (x.shape), PyTorch's formula and rounding
+            y = np.asarray(1 / (1 + np.exp(-xf)), dtype=x.dtype)  # (x.shape), PyTorch's formula and rounding (*)
         ctx.save_for_backward(y)
         return y
 
@@ -36,9 +39,7 @@ class Sigmoid(Function):
 class Tanh(Function):
     @staticmethod
     def forward(ctx: Context, x: np.ndarray) -> np.ndarray:
-        # (x.shape); an array even for a 0-d x, where numpy returns a scalar: the engine would turn that into
-        # a new array, and the saved y would no longer be the output (a constant in double backward)
-        y = np.asarray(np.tanh(x))
+        y = np.asarray(np.tanh(x))                                # (x.shape) (*)
         ctx.save_for_backward(y)
         return y
 
