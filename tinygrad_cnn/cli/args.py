@@ -32,7 +32,7 @@ def bounded(kind: type, low: float, high: float = math.inf, open_low: bool = Fal
                                              f"got {text!r}") from None
         above = value > low if open_low else value >= low
         below = value < high if open_high else value <= high
-        if not (above and below):  # also rejects NaN
+        if not (above and below) or (kind is float and not math.isfinite(value)):  # also rejects NaN and inf
             raise argparse.ArgumentTypeError(f"must be {interval}, got {text}")
         return value
 

@@ -9,6 +9,7 @@ import numpy as np
 
 from .. import functional as F
 from .. import models
+from ..app.training import OutputDirError, prepare_output_dir
 from ..autograd import Tensor
 from ..data import load_mnist, normalize, resolve_data_dir
 from ..data.mnist import MNIST_FILES
@@ -80,6 +81,13 @@ def gradient_norms(model: Module, logits: Tensor) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    # Before any work: a regular file where a directory of -o should be, or -o itself a directory.
+    try:
+        prepare_output_dir(args.output.parent)
+    except OutputDirError as e:
+        return usage_error("graph", e)
+    if args.output.is_dir():
+        return usage_error("graph", f"{args.output} is a directory, not a file to write")
     manual_seed(args.seed)
     model = MODELS[args.model]()
     images, labels, source = _batch(args.batch_size, args.data_dir, args.seed)

@@ -58,10 +58,11 @@ def run(args: argparse.Namespace) -> int:
     given = {name: getattr(args, name) for name in ("epochs", "batch_size", "lr", "optimizer", "momentum",
                                                     "lr_decay", "seed", "limit_train", "limit_test")}
     try:  # what the user can fix is reported before the data is loaded (a checkpoint's shapes: before training)
+        # A resumed run's checkpoint first: a refused --resume creates no directory.
+        checkpoint = training.load_checkpoint(args.out / training.CHECKPOINT_FILE) if args.resume else None
         training.prepare_output_dir(args.out)
         if not args.no_progress:
             training.progress_bar_class()
-        checkpoint = training.load_checkpoint(args.out / training.CHECKPOINT_FILE) if args.resume else None
         config = training.resolve_config(given, checkpoint.config if checkpoint else None)
         data = load_mnist(args.data_dir)
     except (MNISTError, CheckpointError, training.ResumeError, training.OutputDirError, ImportError) as e:
