@@ -3,7 +3,7 @@
     python benchmarks/conv_variants.py
 
 On the CIFAR-style network's 3x3 layers (batch 64, padding 1): forward + dW + dx of `kernels.conv` with
-each plan forced (column layout, flat shifts or window views, chunk sizes), on our threads or BLAS's;
+each plan forced (flat shifts or window views, chunk sizes), on our threads or BLAS's;
 and two forward kernels the library does not use: Winograd F(2x2, 3x3) and nine shifted GEMMs without
 im2col. Every variant is checked against the reference kernel first; times are interleaved medians.
 """
@@ -108,12 +108,10 @@ def measure_layer(c: int, o: int, size: int) -> None:
     variants: dict[str, Callable[[], object]] = {
         f"chosen {chosen}, our 2 threads": on_threads(with_plan(None, three_kernels(x, w, g)), ours=2),
         "chosen, 1 thread + BLAS's 2 threads": on_threads(with_plan(None, three_kernels(x, w, g)), ours=1)}
-    for layout in ("per_image", "batched"):
-        for flat in (True, False):
-            for images in (1, 4, 16, 64):
-                forced = conv.ConvPlan(layout, images, flat)
-                variants[f"{layout}, {'flat' if flat else 'windows'}, chunks of {images}, our 2 threads"] = \
-                    on_threads(with_plan(forced, three_kernels(x, w, g)), ours=2)
+    for flat in (True, False):
+        for images in (1, 4, 16, 64):
+            variants[f"{'flat' if flat else 'windows'}, chunks of {images}, our 2 threads"] = \
+                on_threads(with_plan(conv.ConvPlan(images, flat), three_kernels(x, w, g)), ours=2)
     ref = reference.conv2d(x, w, None, *PARAMS)
     alternatives = {"Winograd F(2x2,3x3)": winograd_forward, "nine shifted GEMMs": shifted_gemms_forward}
     forwards = {"chosen, our 2 threads": on_threads(functools.partial(conv.conv2d, x, w, None, *PARAMS), ours=2)}

@@ -4,10 +4,10 @@ Every kernel works through the batch a chunk of images at a time (the chunk's co
 while the GEMM reads them) and hands the chunks to the threads of `parallel`. How each layer shape is
 computed is decided once, in `plan`, and cached, as cuDNN's heuristics do:
 
-- layout "per_image": columns (B, G, CKK, P) and one batched GEMM per image, whose output lands in
-  NCHW as it is; for 1x1 convolutions with stride 1 and no padding the columns are the input itself.
-- layout "batched": columns (G, CKK, B*P) and one GEMM per chunk, a better shape when O is small; its
-  (G, O/G, B, P) output is transposed into NCHW once, with the bias added in the same pass.
+- columns (B, G, CKK, P) and one batched GEMM per image, whose output lands in NCHW as it is; for 1x1
+  convolutions with stride 1 and no padding the columns are the input itself. (One GEMM per chunk over
+  (G, CKK, B*P) columns measured no faster, and its output needs a transpose: docs/performance.md.)
+- chunks of as many images as fit their columns in CHUNK_BYTES.
 - flat shifts (stride 1): each image's padded planes are flattened, so a kernel offset's columns are
   one contiguous run of the input (a fast copy instead of a strided gather), at the price of Wp - Wo
   junk columns per output row; and the input gradient is KH row-shifted adds of one GEMM over KW
@@ -29,7 +29,7 @@ from .windows import Pair, col2im, crop_hw, out_hw, pad_hw, window_view
 
 # A chunk's columns are kept under this many bytes, so that they are still in the core's cache when the
 # GEMM reads them (this machine: 2 MiB of L2 per core).
-CHUNK_BYTES = 2 << 20
+CHUNK_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,6 @@ class ConvShape:
 
 @dataclass(frozen=True)
 class ConvPlan:
-    layout: str         # "per_image" or "batched" (see the module docstring)
     chunk: int          # images per chunk
     flat: bool          # stride 1: flat-shift columns and input gradient
 
@@ -77,9 +76,8 @@ class ConvPlan:
 @functools.cache
 def plan(shape: ConvShape, itemsize: int, chunk_bytes: int) -> ConvPlan:
     """How to compute a layer of this shape: the one place where kernels are chosen."""
-    layout = "per_image" if shape.pointwise else "batched"
     chunk = max(1, chunk_bytes // shape.column_bytes(itemsize))
-    return ConvPlan(layout, chunk, flat=shape.stride == (1, 1) and not shape.pointwise)
+    return ConvPlan(chunk, flat=shape.stride == (1, 1) and not shape.pointwise)
 
 
 def _plan_and_parts(shape: ConvShape, n: int, dtype: np.dtype) -> tuple[ConvPlan, list[slice]]:
@@ -89,8 +87,8 @@ def _plan_and_parts(shape: ConvShape, n: int, dtype: np.dtype) -> tuple[ConvPlan
 
 
 def _columns(x: np.ndarray, s: ConvShape, p: ConvPlan) -> tuple[np.ndarray, int]:
-    """A chunk's input windows, one column per output pixel: (B, G, CKK, Ho*Wc) "per_image" or
-    (G, CKK, B*Ho*Wc) "batched", and Wc. Wc is Wo, or with flat shifts the padded width Wp: each
+    """A chunk's input windows, one column per output pixel, (B, C, H, W) -> (B, G, CKK, Ho*Wc), and Wc.
+    Wc is Wo, or with flat shifts the padded width Wp: each
     kernel offset's columns are then one contiguous run of the flattened padded input, and the Wp - Wo
     extra columns of each row are junk that the caller crops (forward) or multiplies by zero (dW)."""
     b, c = x.shape[:2]
@@ -105,27 +103,19 @@ def _columns(x: np.ndarray, s: ConvShape, p: ConvPlan) -> tuple[np.ndarray, int]
     else:
         wc = wo
         windows = window_view(pad_hw(x, s.padding), s.kernel, s.stride, s.dilation, s.out_hw)  # (B, C, KH, KW, Ho, Wo)
-    if p.layout == "per_image":
-        return windows.reshape(b, s.groups, s.ckk, ho * wc), wc               # a view when pointwise, else a copy
-    cols = np.empty((c, kh, kw, b, ho, wc), dtype=x.dtype)                    # (C, KH, KW, B, Ho, Wc)
-    np.copyto(cols, windows.transpose(1, 2, 3, 0, 4, 5))
-    return cols.reshape(s.groups, s.ckk, b * ho * wc), wc
+    return windows.reshape(b, s.groups, s.ckk, ho * wc), wc                   # a view when pointwise, else a copy
 
 
-def _grad_matrix(g: np.ndarray, s: ConvShape, p: ConvPlan, wc: int) -> np.ndarray:
-    """A chunk's output gradient laid out as `_columns` lays out the pixels, zero in the junk columns:
-    (B, O, Ho, Wo) -> (B, G, O/G, Ho*Wc) "per_image" or (G, O/G, B*Ho*Wc) "batched"."""
+def _grad_matrix(g: np.ndarray, s: ConvShape, wc: int) -> np.ndarray:
+    """A chunk's output gradient with its pixels laid out as `_columns` lays them out, zero in the junk
+    columns: (B, O, Ho, Wo) -> (B, G, O/G, Ho*Wc)."""
     b, (ho, wo), og = g.shape[0], s.out_hw, s.out_channels // s.groups
     g5 = g.reshape(b, s.groups, og, ho, wo)                                   # (B, G, O/G, Ho, Wo)
-    if p.layout == "per_image":
-        if wc == wo:
-            return g5.reshape(b, s.groups, og, ho * wo)
-        wide = np.zeros((b, s.groups, og, ho, wc), dtype=g.dtype)             # (B, G, O/G, Ho, Wc)
-        wide[..., :wo] = g5
-        return wide.reshape(b, s.groups, og, ho * wc)
-    wide = (np.empty if wc == wo else np.zeros)((s.groups, og, b, ho, wc), dtype=g.dtype)  # (G, O/G, B, Ho, Wc)
-    wide[..., :wo] = g5.transpose(1, 2, 0, 3, 4)
-    return wide.reshape(s.groups, og, b * ho * wc)
+    if wc == wo:
+        return g5.reshape(b, s.groups, og, ho * wo)
+    wide = np.zeros((b, s.groups, og, ho, wc), dtype=g.dtype)                 # (B, G, O/G, Ho, Wc)
+    wide[..., :wo] = g5
+    return wide.reshape(b, s.groups, og, ho * wc)
 
 
 def _shape(x_or_dx_shape: tuple[int, ...], w: np.ndarray, stride: Pair, padding: Pair, dilation: Pair,
@@ -148,19 +138,16 @@ def conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: Pair, pad
     def chunk(part: slice) -> None:
         cols, wc = _columns(x[part], s, p)
         y_b = y[part].reshape(-1, groups, og, ho, wo)                       # a view of y: (B, G, O/G, Ho, Wo)
-        if p.layout == "per_image" and wc == wo:                            # the product lands in y as it is
+        if wc == wo:                                                        # the product lands in y as it is
             np.matmul(w_mat, cols, out=y_b.reshape(cols.shape[0], groups, og, ho * wo))
             if b_col is not None:
-                y_b += b_col
+                y_b += b_col                                                # while the chunk is in cache
             return
-        prod = np.matmul(w_mat, cols)                                       # (B, G, O/G, Ho*Wc) or (G, O/G, B*Ho*Wc)
-        if p.layout == "batched":
-            prod = prod.reshape(groups, og, -1, ho * wc).transpose(2, 0, 1, 3)  # (B, G, O/G, Ho*Wc)
-        prod = prod.reshape(*prod.shape[:3], ho, wc)[..., :wo]              # (B, G, O/G, Ho, Wo)
+        prod = np.matmul(w_mat, cols).reshape(-1, groups, og, ho, wc)      # (B, G, O/G, Ho, Wp)
         if b_col is None:
-            np.copyto(y_b, prod)
+            np.copyto(y_b, prod[..., :wo])                                  # the junk columns cropped
         else:
-            np.add(prod, b_col, out=y_b)                                    # the bias in the same pass
+            np.add(prod[..., :wo], b_col, out=y_b)                          # and the bias added in the same pass
 
     parallel.map_parts(chunk, parts)
     return y
@@ -174,11 +161,9 @@ def conv2d_weight_grad(x: np.ndarray, g: np.ndarray, kernel_hw: Pair, stride: Pa
     p, parts = _plan_and_parts(s, n, np.result_type(x, g))
 
     def chunk(part: slice) -> np.ndarray:
-        cols, wc = _columns(x[part], s, p)
-        g_mat = _grad_matrix(g[part], s, p, wc)
-        if p.layout == "per_image":
-            return np.matmul(g_mat, cols.transpose(0, 1, 3, 2)).sum(axis=0)  # (B, G, O/G, CKK) -> (G, O/G, CKK)
-        return np.matmul(g_mat, cols.transpose(0, 2, 1))                    # (G, O/G, CKK)
+        cols, wc = _columns(x[part], s, p)                                  # (B, G, CKK, Ho*Wc)
+        g_mat = _grad_matrix(g[part], s, wc)                                # (B, G, O/G, Ho*Wc)
+        return np.matmul(g_mat, cols.transpose(0, 1, 3, 2)).sum(axis=0)    # (B, G, O/G, CKK) -> (G, O/G, CKK)
 
     dws = parallel.map_parts(chunk, parts)
     return sum(dws[1:], dws[0]).reshape(o, s.channels // groups, *s.kernel)  # (O, C/G, KH, KW)
