@@ -595,3 +595,32 @@ def test_state_dicts_cross_between_torch_and_us(name: str, settings: dict[str, A
     for a, b, ta, tb in zip(resumed_here, ours_p, resumed_there, theirs_p):
         np.testing.assert_allclose(a.data, tb.detach().numpy(), rtol=1e-10, atol=1e-12)
         np.testing.assert_allclose(ta.detach().numpy(), b.data, rtol=1e-10, atol=1e-12)
+
+
+def test_a_users_own_optimizer_written_as_for_torch() -> None:
+    class SignSGD(Optimizer):
+        def __init__(self, params: Any, lr: float = 0.1) -> None:
+            super().__init__(params, {"lr": lr})
+
+        def step(self, closure: Any = None) -> None:
+            for group in self.param_groups:
+                for p in group["params"]:
+                    if p.grad is None:
+                        continue
+                    state = self.state[p]
+                    state["count"] = state.get("count", 0) + 1
+                    state["last"] = np.sign(p.grad.data)
+                    p.data -= group["lr"] * state["last"]
+
+    params = make_params(initial_params())
+    opt = SignSGD([{"params": params[:1]}, {"params": params[1:], "lr": 0.5}])
+    before = [p.data.copy() for p in params]
+    run_steps(opt, params, gradient_sequence(2))
+    assert opt.param_groups[1]["lr"] == 0.5 and opt.state[params[0]]["count"] == 2
+    np.testing.assert_allclose(params[0].data, before[0] - 0.1 * np.sign(gradient_sequence(2)[0][0])
+                               - 0.1 * np.sign(gradient_sequence(2)[1][0]))
+    others = make_params(initial_params())
+    fresh = SignSGD(others[:1])
+    fresh.add_param_group({"params": others[1:]})
+    fresh.load_state_dict(opt.state_dict())
+    assert fresh.state[0]["count"] == 2 and fresh.param_groups[1]["lr"] == 0.5

@@ -158,14 +158,16 @@ class Optimizer:
     # ---- to define in subclasses -----------------------------------------------------------------
     @classmethod
     def check_hyperparams(cls, hyperparams: dict[str, Any]) -> dict[str, Any]:
-        raise NotImplementedError
+        """Validate a group's hyperparameters; the base class (a user's own optimizer) takes them as they are."""
+        return hyperparams
 
     def update(self, p: np.ndarray, g: np.ndarray, state: dict[str, Any], scratch: tuple[np.ndarray, ...],
                group: dict[str, Any]) -> None:
         raise NotImplementedError
 
-    def state_keys(self, group: dict[str, Any]) -> dict[str, type]:
-        return {}
+    def state_keys(self, group: dict[str, Any]) -> dict[str, type] | None:
+        """The keys of a parameter's state: None (a user's own optimizer) takes any state as it is."""
+        return None
 
     # ---- parameter groups ------------------------------------------------------------------------
     @property
@@ -387,7 +389,10 @@ class Optimizer:
 
     def _copy_param_state(self, entry: Any, p: Tensor, group: dict[str, Any], where: str) -> dict[str, Any]:
         spec = self.state_keys(group)
-        if not isinstance(entry, Mapping) or (entry and set(entry) != set(spec)):
+        if spec is None and isinstance(entry, Mapping):  # a user's optimizer: its state as it is (arrays copied)
+            return {k: v.data.copy() if isinstance(v, Tensor) else v.copy() if isinstance(v, np.ndarray) else v
+                    for k, v in entry.items()}
+        if not isinstance(entry, Mapping) or (entry and set(entry) != set(spec or {})):
             found = sorted(entry) if isinstance(entry, Mapping) else type(entry).__name__
             raise ValueError(f"{where}: got {found}, expected a dict with keys {sorted(spec)} (or empty)")
         copied: dict[str, Any] = {}
