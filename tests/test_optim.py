@@ -624,3 +624,17 @@ def test_a_users_own_optimizer_written_as_for_torch() -> None:
     fresh.add_param_group({"params": others[1:]})
     fresh.load_state_dict(opt.state_dict())
     assert fresh.state[0]["count"] == 2 and fresh.param_groups[1]["lr"] == 0.5
+
+
+def test_a_deep_copy_of_an_optimizer_keeps_its_state_with_the_copied_parameters() -> None:
+    import copy
+    params = make_params(initial_params())
+    opt = SGD(params, lr=0.1, momentum=0.9)
+    run_steps(opt, params, gradient_sequence(2))
+    twin = copy.deepcopy(opt)
+    assert twin.params[0] is not params[0]
+    np.testing.assert_array_equal(twin.state[twin.params[0]]["momentum_buffer"], opt.state[0]["momentum_buffer"])
+    run_steps(twin, twin.params, gradient_sequence(3)[2:])
+    run_steps(opt, params, gradient_sequence(3)[2:])
+    for a, b in zip(twin.params, params):
+        np.testing.assert_array_equal(a.data, b.data)

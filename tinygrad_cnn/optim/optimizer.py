@@ -11,6 +11,7 @@ As in torch.optim, `param_groups` is a list of dicts, each with its "params" and
 
 from __future__ import annotations
 
+import copy
 import math
 import numbers
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
@@ -111,6 +112,14 @@ class _State(MutableMapping):
 
     def __repr__(self) -> str:
         return f"{{{', '.join(f'<param {tuple(p.shape)}>: {sorted(s)}' for p, s in self._by_id.values())}}}"
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> _State:
+        # keyed by id: the copy must be keyed by the ids of the copied parameters
+        copied = _State(copy.deepcopy(self._optimizer, memo))
+        for p, state in self._by_id.values():
+            new_p = copy.deepcopy(p, memo)
+            copied._by_id[id(new_p)] = (new_p, copy.deepcopy(state, memo))
+        return copied
 
 
 class Optimizer:
