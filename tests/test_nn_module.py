@@ -562,3 +562,30 @@ def test_clip_grad_norm_of_a_large_float32_gradient_is_correctly_rounded() -> No
     p.grad = Tensor(g.copy())
     exact = np.float32(np.sqrt(np.sum(g.astype(np.float64) ** 2)))
     assert clip_grad_norm_([p], 1.0).item() == exact  # torch's float32 reduction is ~5e-5 off here
+
+
+@pytest.mark.parametrize("shape", [(6, 4), (3, 8), (4, 2, 3, 3)])
+def test_orthogonal_gives_orthonormal_rows_or_columns(shape: tuple[int, ...]) -> None:
+    t = Tensor(np.zeros(shape, np.float64))
+    assert init.orthogonal_(t, gain=2.0) is t and t._version == 1
+    m = t.data.reshape(shape[0], -1) / 2.0
+    gram = m @ m.T if m.shape[0] <= m.shape[1] else m.T @ m
+    np.testing.assert_allclose(gram, np.eye(gram.shape[0]), atol=1e-12)
+    with pytest.raises(ValueError, match="orthogonal_: only tensors with 2 or more dimensions"):
+        init.orthogonal_(Tensor(np.zeros(3)))
+
+
+def test_parameters_to_vector_and_back_as_torch() -> None:
+    torch = _torch()
+    from tinygrad_cnn.nn.utils import parameters_to_vector, vector_to_parameters
+    ours, theirs = nn.Linear(3, 2), torch.nn.Linear(3, 2)
+    theirs.load_state_dict({k: torch.from_numpy(v) for k, v in ours.state_dict().items()})
+    vec = parameters_to_vector(ours.parameters())
+    np.testing.assert_array_equal(vec.data, torch.nn.utils.parameters_to_vector(theirs.parameters()).detach().numpy())
+    (vec * vec).sum().backward()
+    np.testing.assert_allclose(ours.weight.grad.data, 2 * ours.weight.data)
+    vector_to_parameters(Tensor(np.arange(8, dtype=np.float32)), ours.parameters())
+    np.testing.assert_array_equal(ours.bias.data, [6.0, 7.0])
+    with pytest.raises(ValueError, match="the parameters hold 8 numbers, got a vector of shape \\(7,\\)"):
+        vector_to_parameters(Tensor(np.zeros(7, np.float32)), ours.parameters())
+    np.testing.assert_array_equal(ours.bias.data, [6.0, 7.0])
