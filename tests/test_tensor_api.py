@@ -59,6 +59,11 @@ DIFFERENTIABLE: dict[str, tuple[Callable[..., Any], list[np.ndarray]]] = {
     "sigmoid-extreme": (lambda lib, x: (x * 60).sigmoid(), [randn(3, 4)]),
     "torch.sigmoid": (lambda lib, x: lib.sigmoid(x), [randn(3, 4)]),
     "tanh-0d": (lambda lib, x: x.tanh(), [np.array(-0.4)]),
+    # 0-d results that ops save as their output (numpy returns scalars there): second derivatives
+    "exp-0d": (lambda lib, x: x.exp(), [np.array(0.7)]),
+    "div-0d": (lambda lib, a, b: a / b, [np.array(0.7), np.array(1.3)]),
+    "pow-0d": (lambda lib, a, b: a ** b, [np.array(0.7), np.array(1.3)]),
+    "sum-then-exp": (lambda lib, x: x.sum().exp(), [randn(3)]),
     "sigmoid-0d": (lambda lib, x: x.sigmoid(), [np.array(0.7)]),
     "tanh": (lambda lib, x: x.tanh(), [randn(3, 4)]),
     "tanh-extreme": (lambda lib, x: (x * 40).tanh(), [randn(3, 4)]),

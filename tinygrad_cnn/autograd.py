@@ -218,8 +218,9 @@ class Function:
         except ValueError as e:  # numpy's message (e.g. shapes that do not broadcast) does not name the op
             shapes = " and ".join(str(a.shape) for a in args if isinstance(a, Tensor))
             raise ValueError(f"{cls.__name__}: {e} (input shapes {shapes})") from None
-        if type(out) is not np.ndarray:
-            out = np.asarray(out)
+        if type(out) is not np.ndarray:  # a numpy scalar (0-d result): saved as the output, it must stay it
+            out, scalar = np.asarray(out), out
+            ctx.saved = tuple(out if s is scalar else s for s in ctx.saved)
         result = Tensor._make(out)
         if cls.view and np.may_share_memory(out, args[0]._data):
             result._base = args[0]._version_owner()
