@@ -310,3 +310,58 @@ def test_binary_ops_with_extreme_operands_match_pytorch(name, a, b, dtype) -> No
         ok &= a != b  # a tie splits the gradient: PyTorch halves it, see test_correctness_round2
     for ours, theirs, what in ((oa.grad.data, ta.grad.numpy(), "d/da"), (ob.grad.data, tb.grad.numpy(), "d/db")):
         _same(ours[ok], theirs[ok], dtype, f"{name}({a}, {b}) {what}")
+
+
+# ---- norms: PyTorch's zero-gradient conventions ------------------------------------------------------------------
+
+NORM_INPUTS = {
+    "with-a-zero": np.array([[3.0, -4.0, 0.0], [1.0, 2.0, -2.0]]),
+    "zero-row": np.array([[0.0, 0.0, 0.0], [1.0, -1.0, 0.5]]),
+    "underflowing-row": np.array([[1e-200, -1e-200, 0.0], [1.0, 2.0, 3.0]]),
+}
+
+
+@pytest.mark.parametrize("p", [2, 1, 0.5, 1.5, 3, -1, INF, -INF])
+@pytest.mark.parametrize("name", list(NORM_INPUTS))
+def test_norm_gradients_at_zeros_match_pytorch(name: str, p) -> None:
+    """|x|^p at a zero element (p < 1) and s^(1/p) at a zero norm (p > 1) have infinite derivatives: PyTorch
+    defines those gradients as zero; ours were NaN, poisoning every upstream parameter."""
+    x = NORM_INPUTS[name]
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")
+        ours, theirs = _run(lambda t: t.norm(p, dim=1), x, "ours"), _run(lambda t: t.norm(p, dim=1), x, "torch")
+        whole = _run(lambda t: t.norm(p), x, "ours"), _run(lambda t: t.norm(p), x, "torch")
+    for (oy, og), (ty, tg_) in (ours, theirs), whole:
+        np.testing.assert_allclose(oy, ty, rtol=1e-12, equal_nan=True)
+        np.testing.assert_allclose(og, tg_, rtol=1e-12, atol=1e-300, equal_nan=True)
+
+
+# ---- a float16 tensor meets a Python number in float32 (PyTorch's opmath) ----------------------------------------
+
+SCALAR_OPS = {
+    "mul": lambda t, s: t * s, "rmul": lambda t, s: s * t, "div": lambda t, s: t / s,
+    "add": lambda t, s: t + s, "rsub": lambda t, s: s - t, "sub": lambda t, s: t - s,
+}
+
+
+@pytest.mark.parametrize("scalar", [1e5, 70000.0, 1e-8, 0.1, 3, -2.5e-9])
+@pytest.mark.parametrize("name", list(SCALAR_OPS))
+def test_float16_tensor_with_a_python_number_matches_pytorch(name: str, scalar) -> None:
+    """x * 1e5 was inf for x = 0.5 and x * 1e-8 zero for x = 1000: the number was rounded to float16 first."""
+    fn = SCALAR_OPS[name]
+    x = np.array([0.5, 1000.0, 0.0, -3.0], np.float16)
+    with np.errstate(all="ignore"):  # overflowing float16 gradients are inf in both
+        ours, theirs = _run(lambda t: fn(t, scalar), x, "ours"), _run(lambda t: fn(t, scalar), x, "torch")
+    assert ours[0].dtype == np.float16
+    np.testing.assert_array_equal(ours[0], theirs[0])
+    np.testing.assert_array_equal(ours[1], theirs[1])
+
+
+def test_float16_cumsum_accumulates_in_float32() -> None:
+    x = np.full(5000, 0.1, np.float16)
+    ours = Tensor(x).cumsum(0).data
+    theirs = torch.tensor(x).cumsum(0).numpy()
+    exact = np.cumsum(x.astype(np.float64)).astype(np.float16)
+    assert ours.dtype == np.float16
+    np.testing.assert_array_equal(ours, theirs)
+    np.testing.assert_array_equal(ours, exact)

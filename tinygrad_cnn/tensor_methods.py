@@ -69,9 +69,16 @@ def _operands(a: Tensor, b: Any, true_divide: bool = False) -> tuple[Tensor, Ten
 
 def _binary(op: type[Function], reflected: bool = False) -> Callable[[Tensor, Any], Tensor]:
     true_divide = op is ops.Div
-    if reflected:
-        return lambda self, other: op.apply(*reversed(_operands(self, other, true_divide)))
-    return lambda self, other: op.apply(*_operands(self, other, true_divide))
+
+    def method(self: Tensor, other: Any) -> Tensor:
+        if self._data.dtype == np.float16 and isinstance(other, (int, float)) and not isinstance(other, bool):
+            # PyTorch's opmath: a float16 tensor meets a Python number in float32, rounded once; rounding the
+            # number to float16 first makes x * 1e5 inf for x = 0.5 and x * 1e-8 zero
+            return method(self.float(), other).half()
+        a, b = _operands(self, other, true_divide)
+        return op.apply(b, a) if reflected else op.apply(a, b)
+
+    return method
 
 
 def _comparison(compare: np.ufunc) -> Callable[[Tensor, Any], Tensor]:
@@ -567,7 +574,14 @@ class TensorMethods:
             return x.abs().amin(axes, keep)
         if p == 0:
             return x.ne(0).sum(axes, keepdim=keep).astype(x.dtype)
-        return (x.abs() ** p).sum(axes, keep) ** (1 / p)
+        # PyTorch's gradient conventions: zero at a zero element (|x|^p's derivative there is inf * sign 0 =
+        # NaN for p < 1) and zero where the norm is zero (s^(1/p)'s derivative is inf at s = 0 for p > 1).
+        a = x.abs()
+        nonzero = a != 0
+        powered = where(nonzero, where(nonzero, a, 1.0) ** p, 0.0 if p > 0 else math.inf)
+        s = powered.sum(axes, keep)
+        positive = s != 0
+        return where(positive, where(positive, s, 1.0) ** (1 / p), 0.0)
 
 
     def cumsum(self, dim: int, *, dtype: Any = None) -> Tensor:

@@ -244,7 +244,8 @@ class MatMul(Function):
 class Cast(Function):
     @staticmethod
     def forward(ctx: Context, x: np.ndarray, dtype: np.dtype) -> np.ndarray:
-        return x.astype(dtype)
+        with np.errstate(over="ignore"):  # a value beyond a narrower float's range becomes inf, as in PyTorch
+            return x.astype(dtype)
 
     @staticmethod
     def backward(ctx: Context, grad: Tensor) -> Tensor:

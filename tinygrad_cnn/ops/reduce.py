@@ -57,6 +57,8 @@ class Cumsum(Function):
 
     @staticmethod
     def forward(ctx: Context, x: np.ndarray, axis: int) -> np.ndarray:
+        if x.dtype == np.float16:  # accumulated in float32 and rounded once, as PyTorch: float16 running sums drift
+            return np.cumsum(x, axis=axis, dtype=np.float32).astype(np.float16)
         return np.cumsum(x, axis=axis)                            # (x.shape)
 
     @staticmethod
