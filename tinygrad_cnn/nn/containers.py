@@ -10,7 +10,7 @@ from __future__ import annotations
 import operator
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 from ..autograd import Tensor
 from .module import Module, Parameter
@@ -157,25 +157,19 @@ class ModuleList(_Indexed):
         raise NotImplementedError("ModuleList has no forward(): iterate over it in your module's forward")
 
 
-class ModuleDict(Module):
-    """An ordered dict of submodules, registered so that their parameters belong to the parent module."""
+class _Keyed(Module):
+    """The dict-like part of ModuleDict and ParameterDict: the entries of type `_kind` in insertion order."""
 
-    def __init__(self, modules: Mapping[str, Module] | Iterable[tuple[str, Module]] | None = None) -> None:
-        super().__init__()
-        if modules is not None:
-            self.update(modules)
+    _kind: ClassVar[type] = Module
 
-    def _items(self) -> list[tuple[str, Module]]:
-        return [(name, value) for name, value in vars(self).items() if isinstance(value, Module)]
+    def _items(self) -> list[tuple[str, Any]]:
+        return [(name, value) for name, value in vars(self).items() if isinstance(value, self._kind)]
 
-    def __getitem__(self, key: str) -> Module:
+    def __getitem__(self, key: str) -> Any:
         value = self.__dict__.get(key) if isinstance(key, str) else None
-        if not isinstance(value, Module):
+        if not isinstance(value, self._kind):
             raise KeyError(key)
         return value
-
-    def __setitem__(self, key: str, module: Module) -> None:
-        self.add_module(key, module)
 
     def __delitem__(self, key: str) -> None:
         self[key]  # noqa: B018 - raises KeyError for a missing key
@@ -188,44 +182,55 @@ class ModuleDict(Module):
         return iter(self.keys())
 
     def __contains__(self, key: object) -> bool:
-        return isinstance(key, str) and isinstance(self.__dict__.get(key), Module)
+        return isinstance(key, str) and isinstance(self.__dict__.get(key), self._kind)
 
     def keys(self) -> list[str]:
         return [name for name, _ in self._items()]
 
-    def values(self) -> list[Module]:
-        return [module for _, module in self._items()]
+    def values(self) -> list[Any]:
+        return [value for _, value in self._items()]
 
-    def items(self) -> list[tuple[str, Module]]:
+    def items(self) -> list[tuple[str, Any]]:
         return self._items()
 
     def clear(self) -> None:
         for key in self.keys():
             delattr(self, key)
 
-    def pop(self, key: str) -> Module:
-        module = self[key]
+    def pop(self, key: str) -> Any:
+        value = self[key]
         del self[key]
-        return module
+        return value
 
-    def update(self, modules: Mapping[str, Module] | Iterable[tuple[str, Module]]) -> None:
-        if isinstance(modules, (Mapping, ModuleDict)):
-            pairs = list(modules.items())
+    def update(self, entries: Mapping[str, Any] | Iterable[tuple[str, Any]]) -> None:
+        owner = f"{type(self).__name__}.update"
+        if isinstance(entries, (Mapping, _Keyed)):
+            pairs = list(entries.items())
         else:
-            if not isinstance(modules, Iterable):
-                raise TypeError(f"ModuleDict.update should be called with an iterable of key/value pairs, got "
-                                f"{type(modules).__name__}")
-            pairs = []
-            for j, pair in enumerate(modules):
-                if not isinstance(pair, (tuple, list)) or len(pair) != 2:
-                    raise ValueError(f"ModuleDict.update: element #{j} should be a (key, module) pair, got "
-                                     f"{pair!r}")
-                pairs.append(tuple(pair))
-        for key, module in pairs:
-            self[key] = module
+            if not isinstance(entries, Iterable):
+                raise TypeError(f"{owner} should be called with an iterable of key/value pairs, got "
+                                f"{type(entries).__name__}")
+            pairs = list(entries)
+        for j, pair in enumerate(pairs):
+            if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+                raise ValueError(f"{owner}: element #{j} should be a (key, value) pair, got {pair!r}")
+        for key, value in pairs:
+            self[key] = value
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
-        raise NotImplementedError("ModuleDict has no forward(): index it in your module's forward")
+        raise NotImplementedError(f"{type(self).__name__} has no forward(): index it in your module's forward")
+
+
+class ModuleDict(_Keyed):
+    """An ordered dict of submodules, registered so that their parameters belong to the parent module."""
+
+    def __init__(self, modules: Mapping[str, Module] | Iterable[tuple[str, Module]] | None = None) -> None:
+        super().__init__()
+        if modules is not None:
+            self.update(modules)
+
+    def __setitem__(self, key: str, module: Module) -> None:
+        self.add_module(key, module)
 
 
 class Identity(Module):
@@ -297,65 +302,21 @@ class ParameterList(Module):
         raise NotImplementedError("ParameterList has no forward(): use its parameters in your module's forward")
 
 
-class ParameterDict(Module):
+class ParameterDict(_Keyed):
     """An ordered dict of Parameters registered on the module under their keys."""
+
+    _kind = Parameter
 
     def __init__(self, parameters: Mapping[str, Any] | Iterable[tuple[str, Any]] | None = None) -> None:
         super().__init__()
         if parameters is not None:
             self.update(parameters)
 
-    def _items(self) -> list[tuple[str, Parameter]]:
-        return [(name, p) for name, p in vars(self).items() if isinstance(p, Parameter)]
-
-    def __getitem__(self, key: str) -> Parameter:
-        value = self.__dict__.get(key) if isinstance(key, str) else None
-        if not isinstance(value, Parameter):
-            raise KeyError(key)
-        return value
-
     def __setitem__(self, key: str, value: Any) -> None:
         if isinstance(key, str) and key not in self.__dict__ and hasattr(self, key):
             raise KeyError(f"ParameterDict: attribute {key!r} already exists")
         self.register_parameter(key, _as_parameter("ParameterDict", value))
 
-    def __delitem__(self, key: str) -> None:
-        self[key]  # noqa: B018 - raises KeyError for a missing key
-        delattr(self, key)
-
-    def __len__(self) -> int:
-        return len(self._items())
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.keys())
-
-    def __contains__(self, key: object) -> bool:
-        return isinstance(key, str) and isinstance(self.__dict__.get(key), Parameter)
-
-    def keys(self) -> list[str]:
-        return [name for name, _ in self._items()]
-
-    def values(self) -> list[Parameter]:
-        return [p for _, p in self._items()]
-
-    def items(self) -> list[tuple[str, Parameter]]:
-        return self._items()
-
-    def pop(self, key: str) -> Parameter:
-        value = self[key]
-        del self[key]
-        return value
-
-    def update(self, parameters: Mapping[str, Any] | Iterable[tuple[str, Any]]) -> None:
-        pairs = list(parameters.items()) if isinstance(parameters, (Mapping, ParameterDict)) else list(parameters)
-        for pair in pairs:
-            if not isinstance(pair, (tuple, list)) or len(pair) != 2:
-                raise ValueError(f"ParameterDict.update: expected (key, parameter) pairs, got {pair!r}")
-            self[pair[0]] = pair[1]
-
     def extra_repr(self) -> str:
         return "\n".join(f"({name}): Parameter containing: [{p.dtype} of size {tuple(p.shape)}]"
                          for name, p in self._items())
-
-    def forward(self, *args: Any, **kwargs: Any) -> Any:
-        raise NotImplementedError("ParameterDict has no forward(): use its parameters in your module's forward")
