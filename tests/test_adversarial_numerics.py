@@ -365,3 +365,25 @@ def test_float16_cumsum_accumulates_in_float32() -> None:
     assert ours.dtype == np.float16
     np.testing.assert_array_equal(ours, theirs)
     np.testing.assert_array_equal(ours, exact)
+
+
+# ---- empty tensors ---------------------------------------------------------------------------------------------
+
+EMPTY = {
+    "softmax-0": (lambda t: t.softmax(0), (0, 3)), "log_softmax-0": (lambda t: t.log_softmax(0), (0, 3)),
+    "softmax-1d": (lambda t: t.softmax(0), (0,)), "log_softmax-1": (lambda t: t.log_softmax(1), (3, 0)),
+    "sum": (lambda t: t.sum(0), (0, 3)), "mean": (lambda t: t.mean(0), (0, 3)),
+    "logsumexp": (lambda t: t.logsumexp(0), (0, 3)), "cumsum": (lambda t: t.cumsum(0), (0, 3)),
+}
+
+
+@pytest.mark.parametrize("name", list(EMPTY))
+def test_reductions_over_an_empty_dimension_match_pytorch(name: str) -> None:
+    """softmax/log_softmax over an empty dimension raised numpy's zero-size reduction error."""
+    fn, shape = EMPTY[name]
+    x = np.zeros(shape)
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")
+        ours, theirs = fn(Tensor(x)).data, fn(torch.tensor(x)).numpy()
+    assert ours.shape == theirs.shape
+    np.testing.assert_array_equal(ours, theirs)
