@@ -106,6 +106,9 @@ def _layers() -> list[tuple[str, object, tuple[int, ...]]]:
         ("conv_groups", lambda: nn.Conv2d(4, 6, 3, groups=2, bias=False), (2, 4, 9, 9)),
         ("conv_depthwise", lambda: nn.Conv2d(4, 4, (3, 1), stride=(2, 1), padding=(1, 0), groups=4), (2, 4, 9, 8)),
         ("conv_same_even", lambda: nn.Conv2d(3, 2, 4, padding="same"), (2, 3, 9, 9)),
+        ("conv_reflect", lambda: nn.Conv2d(3, 2, 3, padding=1, padding_mode="reflect"), (2, 3, 6, 7)),
+        ("conv_circular", lambda: nn.Conv2d(3, 2, 3, padding=(2, 1), padding_mode="circular"), (2, 3, 6, 7)),
+        ("conv_replicate", lambda: nn.Conv2d(3, 2, 3, padding=1, padding_mode="replicate"), (2, 3, 6, 7)),
         ("conv_transpose", lambda: nn.ConvTranspose2d(3, 4, 3, stride=2, padding=1, output_padding=1),
          (2, 3, 5, 5)),
         ("conv_transpose_groups", lambda: nn.ConvTranspose2d(4, 6, 3, groups=2, dilation=2, bias=False),
@@ -622,3 +625,21 @@ def test_the_layer_cases_cover_every_layer_in_nn() -> None:
     layers = {name for name in nn.__all__ if isinstance(getattr(nn, name), type)
               and issubclass(getattr(nn, name), nn.Module)}
     assert layers - NOT_LAYERS - covered == set()
+
+
+@pytest.mark.parametrize("index", [
+    (Ellipsis, slice(None, None, -1)), (slice(None), 1), (slice(None), None, slice(1, None, 2), -1),
+    (slice(None), np.array([2, 0, 0])), (Ellipsis, np.array([3, 1]), slice(None, 1)),
+    (slice(None), slice(None), slice(-2, None), slice(None, None, -3))],
+    ids=["ellipsis_reversed", "int", "none_step_negative_int", "gather", "ellipsis_gather", "negative_steps"])
+def test_indexing_exports(index: tuple, tmp_path: object) -> None:
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(3, 3, 1)
+
+        def forward(self, x: Tensor) -> Tensor:
+            return self.conv(x)[index]
+
+    manual_seed(0)
+    check_model(Net(), image(h=5, w=6), tmp_path)

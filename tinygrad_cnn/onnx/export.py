@@ -330,8 +330,8 @@ def _getitem(b: _Builder, ctx: Context, out: Tensor) -> tuple[str, int | None]:
     items = list(index) if isinstance(index, tuple) else [index]
     if sum(i is Ellipsis for i in items) > 1:
         raise _fail(b, "an index with more than one Ellipsis cannot be exported")
-    if Ellipsis in items:
-        k = items.index(Ellipsis)
+    if any(i is Ellipsis for i in items):
+        k = next(j for j, i in enumerate(items) if i is Ellipsis)
         used = sum(i is not None for i in items) - 1
         items[k:k + 1] = [slice(None)] * (x.ndim - used)
     items += [slice(None)] * (x.ndim - sum(i is not None for i in items))
@@ -339,6 +339,7 @@ def _getitem(b: _Builder, ctx: Context, out: Tensor) -> tuple[str, int | None]:
     axis = 0          # the input axis the next item indexes
     out_axis = 0      # the output axis it becomes (before squeezing)
     batch_ax, new_batch = b.ax(x), None
+    mid = list(x.shape)  # the shape after Slice and Gather
     for item in items:
         if item is None:
             unsqueeze.append(out_axis)
@@ -356,6 +357,7 @@ def _getitem(b: _Builder, ctx: Context, out: Tensor) -> tuple[str, int | None]:
                 ends.append(stop)
                 axes.append(axis)
                 steps.append(step)
+                mid[axis] = len(range(*item.indices(n)))
             if axis == batch_ax:
                 new_batch = out_axis
             out_axis += 1
@@ -365,12 +367,14 @@ def _getitem(b: _Builder, ctx: Context, out: Tensor) -> tuple[str, int | None]:
             ends.append(k + 1)
             axes.append(axis)
             steps.append(1)
+            mid[axis] = 1
             squeeze.append(out_axis)
             out_axis += 1
         elif isinstance(item, np.ndarray) and item.dtype.kind in "iu" and item.ndim == 1 and not gathers:
             if axis == batch_ax:
                 raise _fail(b, "indexing gathers along the batch axis; export with dynamic_batch=False")
             gathers.append((axis, item % n if n else item))
+            mid[axis] = len(item)
             out_axis += 1
         else:
             raise _fail(b, f"indexing with {type(item).__name__} {item!r} (only slices, ints, None and one "
@@ -386,15 +390,13 @@ def _getitem(b: _Builder, ctx: Context, out: Tensor) -> tuple[str, int | None]:
         name = b.node("Gather", [name, b.const(indices.astype(np.int64), "indices")], axis=g_axis)
     # After slicing/gathering the array has x.ndim axes; None inserts and int removals follow. Do it with
     # one Reshape to the output's shape when anything changes rank (the batch, if any, stays -1).
-    if squeeze or unsqueeze:
+    final_batch = None if new_batch is None else new_batch - sum(s < new_batch for s in squeeze)
+    if (squeeze or unsqueeze) and tuple(mid) != out.shape:
         shape = list(out.shape)
-        final_batch = None
-        if new_batch is not None:
-            final_batch = new_batch - sum(s < new_batch for s in squeeze)
+        if final_batch is not None:
             shape[final_batch] = -1
         name = b.node("Reshape", [name, b.i64(shape)])
-        return name, final_batch
-    return name, new_batch
+    return name, final_batch
 
 
 def _pairs4(pair: Sequence[int]) -> list[int]:
