@@ -120,6 +120,14 @@ def _cast_to(dtype: type) -> Callable[[Tensor], Tensor]:
     return cast
 
 
+def _outside_graph(ufunc: np.ufunc) -> Callable[[Tensor], Tensor]:
+    """A method applying `ufunc` to the data: for results with no gradient (tests, rounding)."""
+    def method(self: Tensor) -> Tensor:
+        return Tensor._make(np.asarray(ufunc(self._data)))
+    method.__doc__ = f"np.{ufunc.__name__} elementwise, as a tensor outside the graph."
+    return method
+
+
 class TensorMethods:
     """The Tensor's operators and methods, written as a class body for reading; `_attach` copies them
     onto the engine's `Tensor` (this class is never instantiated)."""
@@ -203,6 +211,42 @@ class TensorMethods:
         extra = f", grad_fn=<{self._ctx.name}>" if self._ctx is not None else (
             ", requires_grad=True" if self.requires_grad else "")
         return f"Tensor({body}, dtype={self.dtype}{extra})"
+
+
+    def __iter__(self) -> Any:
+        """The sub-tensors along the first dimension (PyTorch refuses to iterate a 0-d tensor)."""
+        if self._data.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor")
+        return (self[i] for i in range(len(self._data)))
+
+
+    def __contains__(self, element: Any) -> bool:
+        """`element in t`: whether any element equals it."""
+        if not isinstance(element, (Tensor, int, float, bool, np.generic)):
+            raise RuntimeError(f"Tensor.__contains__ only supports a Tensor or a number, got {type(element).__name__}")
+        return bool(np.any(self._data == _array(element)))
+
+
+    def __format__(self, spec: str) -> str:
+        """f"{loss:.4f}" for a 0-d tensor formats its value, as in PyTorch."""
+        if self._data.ndim == 0:
+            return format(self._data.item(), spec)
+        return object.__format__(self, spec)
+
+
+    def contiguous(self, memory_format: Any = None) -> Tensor:
+        """This tensor if its memory is in row-major order, else a row-major copy (in the graph)."""
+        if self._data.flags.c_contiguous:
+            return self
+        return self.reshape(self._data.size).reshape(self.shape)  # flattening copies into row-major order
+
+
+    def is_contiguous(self, memory_format: Any = None) -> bool:
+        return bool(self._data.flags.c_contiguous)
+
+
+    def pin_memory(self) -> Tensor:
+        return self
 
 
     def astype(self, dtype: Any) -> Tensor:
@@ -307,6 +351,42 @@ class TensorMethods:
 
     def ge(self, other: Any) -> Tensor:
         return _compare(self, other, np.greater_equal, "ge")
+
+
+    def logical_and(self, other: Any) -> Tensor:
+        return _compare(self, other, np.logical_and, "logical_and")
+
+
+    def logical_or(self, other: Any) -> Tensor:
+        return _compare(self, other, np.logical_or, "logical_or")
+
+
+    def logical_xor(self, other: Any) -> Tensor:
+        return _compare(self, other, np.logical_xor, "logical_xor")
+
+
+    logical_not, isnan, isinf, isfinite = (_outside_graph(np.logical_not), _outside_graph(np.isnan),
+                                           _outside_graph(np.isinf), _outside_graph(np.isfinite))
+
+
+    # ~, &, |, ^: bitwise on bool and integer tensors (masks), as PyTorch; refused on floats
+    def __invert__(self) -> Tensor:
+        return _bitwise(self, None, np.invert, "bitwise_not")
+
+
+    def __and__(self, other: Any) -> Tensor:
+        return _bitwise(self, other, np.bitwise_and, "bitwise_and")
+
+
+    def __or__(self, other: Any) -> Tensor:
+        return _bitwise(self, other, np.bitwise_or, "bitwise_or")
+
+
+    def __xor__(self, other: Any) -> Tensor:
+        return _bitwise(self, other, np.bitwise_xor, "bitwise_xor")
+
+
+    __rand__, __ror__, __rxor__ = __and__, __or__, __xor__
 
 
     # ---- arithmetic operators ----------------------------------------------------------------------------
@@ -441,6 +521,70 @@ class TensorMethods:
 
     def minimum(self, other: Any) -> Tensor:
         return _extremum(self, other, "minimum")
+
+
+    # named arithmetic (torch.add, x.pow(2), ...): the operators, with PyTorch's extra arguments
+    def add(self, other: Any, *, alpha: Any = 1) -> Tensor:
+        return self + (other * alpha if alpha != 1 else other)
+
+
+    def sub(self, other: Any, *, alpha: Any = 1) -> Tensor:
+        return self - (other * alpha if alpha != 1 else other)
+
+
+    def mul(self, other: Any) -> Tensor:
+        return self * other
+
+
+    def div(self, other: Any, *, rounding_mode: str | None = None) -> Tensor:
+        """self / other; rounding_mode 'trunc' or 'floor' rounds the quotient (no gradient, as its
+        derivative is 0 almost everywhere)."""
+        if rounding_mode is None:
+            return self / other
+        if rounding_mode not in ("trunc", "floor"):
+            raise RuntimeError(f"div: rounding_mode must be None, 'trunc' or 'floor', got {rounding_mode!r}")
+        a, b = _common(self, other)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if a._data.dtype.kind != "f":
+                if rounding_mode == "floor":
+                    return Tensor._make(np.asarray(np.floor_divide(a._data, b._data)))
+                return Tensor._make(np.asarray(np.trunc(a._data / b._data)).astype(a.dtype))
+            quotient = np.true_divide(a._data, b._data)
+        return Tensor._make(np.asarray((np.floor if rounding_mode == "floor" else np.trunc)(quotient)))
+
+
+    def pow(self, exponent: Any) -> Tensor:
+        return self ** exponent
+
+
+    def neg(self) -> Tensor:
+        return -self
+
+
+    def reciprocal(self) -> Tensor:
+        return 1.0 / _floating(self)
+
+
+    # rounding and sign: their derivative is 0 almost everywhere, so their results leave the graph
+    def sign(self) -> Tensor:
+        """-1, 0 or 1 (0 for NaN, as PyTorch)."""
+        return Tensor._make(np.asarray(np.nan_to_num(np.sign(self._data), nan=0.0)))
+
+
+    floor, ceil, trunc = _outside_graph(np.floor), _outside_graph(np.ceil), _outside_graph(np.trunc)
+
+
+    def round(self, *, decimals: int = 0) -> Tensor:
+        """Half to even, as PyTorch (and numpy)."""
+        return Tensor._make(np.asarray(np.round(self._data, decimals)))
+
+
+    def nan_to_num(self, nan: float = 0.0, posinf: float | None = None, neginf: float | None = None) -> Tensor:
+        """NaN, inf and -inf replaced (by 0 and the dtype's largest and smallest values by default). The
+        gradient passes where the element was finite."""
+        finite = np.isfinite(self._data)
+        fill = np.nan_to_num(self._data, nan=nan, posinf=posinf, neginf=neginf)
+        return where(finite, self, Tensor._make(fill))
 
 
     # ---- reductions: PyTorch's dim/keepdim, numpy's axis/keepdims beside them ---------------------------------
@@ -820,6 +964,40 @@ class TensorMethods:
         return self[(slice(None),) * d + (idx,)]
 
 
+    def nonzero(self, *, as_tuple: bool = False) -> Any:
+        """The indices of the nonzero elements: an (n, ndim) int64 tensor, or one index tensor per dimension."""
+        found = np.nonzero(self._data) if self._data.ndim else np.nonzero(self._data.reshape(1))
+        if as_tuple:
+            return tuple(Tensor._make(i.astype(np.int64)) for i in found)
+        return Tensor._make(np.stack(found, axis=1).astype(np.int64).reshape(-1, self._data.ndim))
+
+
+    def unique(self, sorted: bool = True, return_inverse: bool = False, return_counts: bool = False,
+               dim: int | None = None) -> Any:
+        """The distinct values, sorted (and, if asked, each element's position among them and their counts)."""
+        if dim is not None:
+            raise NotImplementedError("unique: dim is not supported; flatten first")
+        values, inverse, counts = np.unique(self._data, return_inverse=True, return_counts=True)
+        out = [Tensor._make(values)]
+        if return_inverse:
+            out.append(Tensor._make(inverse.reshape(self.shape).astype(np.int64)))
+        if return_counts:
+            out.append(Tensor._make(counts.astype(np.int64)))
+        return out[0] if len(out) == 1 else tuple(out)
+
+
+    def bincount(self, weights: Any = None, minlength: int = 0) -> Tensor:
+        """How often each value 0, 1, ... occurs in a 1-D tensor of non-negative integers."""
+        if self._data.dtype.kind not in "iu":  # PyTorch's class: the kernel is "not implemented" for floats
+            raise NotImplementedError(f"bincount: expected an integer tensor, got {self.dtype}")
+        if self.ndim != 1 or (self._data.size and self._data.min() < 0):
+            raise RuntimeError(f"bincount: expected a 1-D tensor of non-negative integers, got a {self.dtype} "
+                               f"tensor of shape {self.shape}")
+        w = None if weights is None else _array(weights)
+        counts = np.bincount(self._data, weights=w, minlength=minlength)
+        return Tensor._make(counts if w is not None else counts.astype(np.int64))
+
+
     def flip(self, *dims: int) -> Tensor:
         """The order of elements reversed along `dims` (a view, as a negative-step slice)."""
         dims = _shape_arg(dims)
@@ -948,10 +1126,23 @@ class TensorMethods:
         return _write(self, rng.generator().normal(mean, std, self.shape), "normal_")
 
 
+    def scatter_(self, dim: int, index: Any, src: Any = None, *, value: Any = None) -> Tensor:
+        """self[index[i][j]][j] = src[i][j] (for dim 0, and so on): e.g. one-hot rows with src=1.0."""
+        return _scatter(self, dim, index, value if src is None else src, "scatter_", add=False)
+
+
+    def scatter_add_(self, dim: int, index: Any, src: Any) -> Tensor:
+        """self[index[i][j]][j] += src[i][j], repeated indices adding up."""
+        return _scatter(self, dim, index, src, "scatter_add_", add=True)
+
+
 # ---- functions: torch.cat, torch.stack, torch.where, and the function form of methods (torch.flatten(x, 1)) --
-def where(condition: Any, input: Any, other: Any) -> Tensor:
+def where(condition: Any, input: Any = None, other: Any = None) -> Any:
     """`input` where `condition` (a bool tensor) holds, else `other`; all three broadcast, and input and other
-    (tensors or numbers) meet in their common dtype, as in PyTorch. Differentiable in input and other."""
+    (tensors or numbers) meet in their common dtype, as in PyTorch. Differentiable in input and other.
+    `where(condition)` alone is `condition.nonzero(as_tuple=True)`."""
+    if input is None and other is None and isinstance(condition, Tensor):
+        return condition.nonzero(as_tuple=True)
     cond = condition._data if isinstance(condition, Tensor) else np.asarray(condition)
     if cond.dtype != np.bool_:
         raise RuntimeError(f"where: expected condition to be a bool tensor, got dtype {cond.dtype}")
@@ -1006,11 +1197,14 @@ def _as_function(name: str) -> Callable[..., Any]:
 # Exported by the package (tinygrad_cnn.flatten, .max, ...); a dict, because names such as max, sum and all
 # must not shadow the builtins in this module.
 FUNCTIONS = {name: _as_function(name) for name in (
-    "abs", "all", "amax", "amin", "any", "argmax", "argmin", "argsort", "bmm", "chunk", "clamp", "clip", "clone",
-    "cumsum", "eq", "exp", "flatten", "flip", "gather", "ge", "gt", "index_select", "le", "log", "log_softmax",
-    "logsumexp", "lt", "masked_fill", "matmul", "max", "maximum", "mean", "min", "minimum", "mm", "narrow", "ne",
-    "norm", "permute", "prod", "relu", "reshape", "rsqrt", "sigmoid", "softmax", "sort", "split", "sqrt", "square",
-    "squeeze", "std", "sum", "t", "tanh", "topk", "transpose", "unbind", "unflatten", "unsqueeze", "var")}
+    "abs", "add", "all", "amax", "amin", "any", "argmax", "argmin", "argsort", "bincount", "bmm", "ceil", "chunk",
+    "clamp", "clip", "clone", "cumsum", "div", "eq", "exp", "flatten", "flip", "floor", "gather", "ge", "gt",
+    "index_select", "isfinite", "isinf", "isnan", "le", "log", "log_softmax", "logical_and", "logical_not",
+    "logical_or", "logical_xor", "logsumexp", "lt", "masked_fill", "matmul", "max", "maximum", "mean", "min",
+    "minimum", "mm", "mul", "nan_to_num", "narrow", "ne", "neg", "nonzero", "norm", "permute", "pow", "prod",
+    "reciprocal", "relu", "reshape", "round", "rsqrt", "sigmoid", "sign", "softmax", "sort", "split", "sqrt",
+    "square", "squeeze", "std", "sub", "sum", "t", "tanh", "topk", "transpose", "trunc", "unbind", "unflatten",
+    "unique", "unsqueeze", "var")}
 
 
 # ---- results and errors --------------------------------------------------------------------------------------------
@@ -1190,6 +1384,35 @@ def _sort_order(a: np.ndarray, d: int, descending: bool) -> np.ndarray:
         key = -(a.astype(np.int64) if a.dtype.kind in "bu" else a)
         order = np.lexsort((np.where(nan, 0, key), ~nan), axis=-1)  # NaN first, then by -a; lexsort is stable
     return np.moveaxis(order, -1, d).astype(np.int64, copy=False)
+
+
+def _bitwise(a: Tensor, other: Any, ufunc: np.ufunc, op: str) -> Tensor:
+    values = [a._data] if other is None else [a._data, _array(other)]
+    if any(np.asarray(v).dtype.kind not in "biu" for v in values):
+        raise (TypeError if other is None else NotImplementedError)(  # PyTorch's classes
+            f"{op}: only bool and integer tensors (masks) have bitwise operators, got "
+            f"{', '.join(str(np.asarray(v).dtype) for v in values)}")
+    try:
+        return Tensor._make(np.asarray(ufunc(*values)))
+    except ValueError:
+        raise ShapeError(f"{op}: shapes {' and '.join(str(np.shape(v)) for v in values)} do not broadcast") from None
+
+
+def _scatter(t: Tensor, dim: int, index: Any, src: Any, op: str, add: bool) -> Tensor:
+    d = _dim(dim, t.ndim, op)
+    idx = _int_index(index, op)
+    if idx.ndim != t.ndim or any(idx.shape[i] > t.shape[i] for i in range(t.ndim) if i != d):
+        raise RuntimeError(f"{op}: index of shape {idx.shape} does not fit a tensor of shape {t.shape}")
+    _check_bounds(idx, t.shape[d], op)
+    values = _array(src)
+    values = np.broadcast_to(values, idx.shape) if np.ndim(values) == 0 else np.asarray(values)[
+        tuple(slice(0, n) for n in idx.shape)]
+    result = t._data.copy()
+    if add:
+        np.add.at(result, _along(idx, d), values)
+    else:
+        result[_along(idx, d)] = values
+    return _write(t, result, op)
 
 
 def _update(t: Tensor, result: Any, op: str) -> Tensor:
