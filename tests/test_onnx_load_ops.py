@@ -149,3 +149,11 @@ def test_unsupported_uses_name_the_node(node: object, inits: list, shape: list[i
 
     with pytest.raises(OnnxLoadError, match=message):
         load(_one_node_file(tmp_path, node, inits, shape))
+
+
+def test_a_crafted_expand_to_a_huge_shape_is_refused_before_allocating(tmp_path: object) -> None:
+    node = helper.make_node("Expand", ["x", "s"], ["y"], name="big")
+    path = _one_node_file(tmp_path, node, [numpy_helper.from_array(i64(2 ** 20, 2 ** 20, 1), "s")], [1, 1, 4])
+    model = load(path)
+    with pytest.raises(ValueError, match="ONNX node 'big' \\(Expand\\).*more than"):
+        model(Tensor(np.ones((1, 1, 4), np.float32)))

@@ -38,6 +38,7 @@ from ..tensor_methods import cat
 from ._common import BUFFERS_KEY, OPSETS, PARAMETERS_KEY, OnnxLoadError, require_onnx
 
 MAX_FILE_SIZE = 2 ** 31  # protobuf's own limit
+MAX_ELEMENTS = 2 ** 31  # the most elements Expand and Pad may produce
 
 
 class _AnyBatchNorm(_BatchNorm):
@@ -482,14 +483,23 @@ def _pad(c: _Context, node: Any, a: dict[str, Any]) -> Callable[..., Any]:
             widths[ax] = (pads[k], pads[k + len(which)])
         if any(lo < 0 or hi < 0 for lo, hi in widths):
             raise ValueError("negative pads are not supported")
+        _bounded(tuple(n + lo + hi for n, (lo, hi) in zip(x.shape, widths)))
         return x.pad(tuple(widths), value=value)
     return run
 
 
+def _bounded(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """A shape a file asks for, refused when it holds more than MAX_ELEMENTS elements (a crafted file must
+    not make a forward allocate the machine's memory)."""
+    if math.prod(shape) > MAX_ELEMENTS:
+        raise ValueError(f"the output shape {shape} has more than {MAX_ELEMENTS:,} elements")
+    return shape
+
+
 def _expand(c: _Context, node: Any, a: dict[str, Any]) -> Callable[..., Any]:
     def run(x: Tensor, shape: Tensor) -> Tensor:
-        target = tuple(int(v) for v in np.asarray(shape.data).reshape(-1))
-        return x.expand(*np.broadcast_shapes(x.shape, target))
+        target = _bounded(np.broadcast_shapes(x.shape, tuple(int(v) for v in np.asarray(shape.data).reshape(-1))))
+        return x.expand(*target)
     return run
 
 
