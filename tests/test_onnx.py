@@ -643,3 +643,19 @@ def test_indexing_exports(index: tuple, tmp_path: object) -> None:
 
     manual_seed(0)
     check_model(Net(), image(h=5, w=6), tmp_path)
+
+
+@pytest.mark.parametrize("opset", [13, 18])
+def test_reductions_in_a_forward_round_trip_in_both_axes_forms(opset: int, tmp_path: object) -> None:
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(3, 4, 3)
+
+        def forward(self, x: Tensor) -> Tensor:
+            y = self.conv(x)
+            return y.amax((2, 3)) + y.sum(dim=(1, 3)).amax(1, keepdim=True) - y.mean(1).amin((1, 2))[:, None]
+
+    manual_seed(0)
+    proto = check_model(Net(), image(h=6, w=7), tmp_path, opset=opset)
+    assert "ReduceMax" in [n.op_type for n in proto.graph.node]
