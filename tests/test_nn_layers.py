@@ -384,6 +384,12 @@ def test_loss_errors(call: Callable[[], Any], error: type, match: str) -> None:
             call()
 
 
+def test_an_out_of_range_target_is_torchs_index_error_and_our_old_value_error() -> None:
+    for error in (IndexError, ValueError):
+        with pytest.raises(error, match="Target 7 is out of bounds"):
+            F.nll_loss(Tensor(np.zeros((1, 3))), np.array([7]))
+
+
 def test_mse_loss_warns_when_target_broadcasts_as_torch() -> None:
     with pytest.warns(UserWarning, match="different to the input size"):
         F.mse_loss(Tensor(np.zeros((3, 1))), Tensor(np.zeros(3)))
