@@ -482,7 +482,6 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     if weight.ndim != 2 or x.shape[-1] != weight.shape[1]:
         raise ValueError(f"linear: input of shape {x.shape} needs a weight of shape (out_features, {x.shape[-1]}), "
                          f"got {weight.shape}")
-    _check_same_dtype("linear", x, weight)
     bias = _checked_bias("linear", bias, weight.shape[0])
     y = x.matmul(weight.T)
     return y if bias is None else y + bias
@@ -726,7 +725,10 @@ def cross_entropy(input: Tensor, target: Any, weight: Tensor | None = None,  # n
 
 def _pointwise_loss(op: str, input: Tensor, target: Any, reduction: str, weight: Any,  # noqa: A002
                     distance: Any) -> Tensor:
-    x, y = _as_tensor(input), _as_tensor(target)
+    x = _as_tensor(input)
+    # an array or list target takes a floating input's dtype (a Python float list would be float64)
+    y = target if isinstance(target, Tensor) else Tensor(np.asarray(target, dtype=x.dtype if x.dtype.kind == "f"
+                                                                     else None))
     if x.shape != y.shape:
         warnings.warn(f"Using a target size ({y.shape}) that is different to the input size ({x.shape}). This will "
                       "likely lead to incorrect results due to broadcasting. Please ensure they have the same size.",
