@@ -799,3 +799,26 @@ def test_a_pytorch_style_loop_gives_pytorch_numbers() -> None:
     assert ours[3:5] == theirs[3:5] and ours[-1] == theirs[-1] == 12
     np.testing.assert_allclose(ours[5], theirs[5], rtol=1e-5)
     np.testing.assert_allclose(ours[6], theirs[6], rtol=1e-5)
+
+
+def test_generator_objects_as_in_pytorch() -> None:
+    """torch.Generator().manual_seed(n): reproducible draws wherever a generator is taken."""
+    from tinygrad_cnn.utils.data import TensorDataset, random_split
+
+    g = tg.Generator().manual_seed(42)
+    assert isinstance(g, np.random.Generator) and g.initial_seed() == 42 and g.device == tg.device("cpu")
+    first = tg.randn(3, generator=g).tolist() + tg.randperm(5, generator=g).tolist()
+    g.manual_seed(42)
+    assert tg.randn(3, generator=g).tolist() + tg.randperm(5, generator=g).tolist() == first
+    data = TensorDataset(tg.arange(10))
+    split = [list(s.indices) for s in random_split(data, [7, 3], generator=tg.Generator().manual_seed(1))]
+    assert split == [list(s.indices) for s in random_split(data, [7, 3], generator=tg.Generator().manual_seed(1))]
+    assert isinstance(tg.manual_seed(3), tg.Generator) and tg.initial_seed() == 3
+    state = g.get_state()
+    a = g.random(2)
+    np.testing.assert_array_equal(g.set_state(state).random(2), a)
+    assert g.seed() == g.initial_seed()
+    with pytest.raises(RuntimeError, match="'cuda' is not available"):
+        tg.Generator(device="cuda")
+    with pytest.raises(ValueError, match="non-negative int"):
+        g.manual_seed(-1)

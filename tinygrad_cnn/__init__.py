@@ -16,7 +16,7 @@ from .factories import (arange, as_tensor, bool_, double, empty, empty_like, eye
                         linspace, long, numel, ones, ones_like, rand, rand_like, randint, randn, randn_like, randperm,
                         short, tensor, uint8, zeros, zeros_like)
 from . import functional, nn, optim, viz
-from .rng import manual_seed
+from .rng import Generator, initial_seed, manual_seed, seed
 from .runtime import data_parallel, threads
 from .serialization import CheckpointError, load, save
 from .tools.doctor import check_graph, detect_anomaly
@@ -43,4 +43,4 @@ __all__ = ["CheckpointError", "Config", "Context", "Function", "GradcheckError",
            "float16", "float32", "float64", "from_numpy", "full", "full_like", "get_default_dtype", "half", "int8",
            "int16", "int32", "int64", "is_tensor", "linspace", "long", "numel", "ones", "ones_like", "rand",
            "rand_like", "randint", "randn", "randn_like", "randperm", "short", "uint8", "zeros", "zeros_like",
-           "Size", "cat", "concat", "concatenate", "stack", "where", *FUNCTIONS]
+           "Size", "cat", "concat", "concatenate", "stack", "where", "Generator", "initial_seed", "seed", *FUNCTIONS]
