@@ -390,6 +390,13 @@ def test_an_out_of_range_target_is_torchs_index_error_and_our_old_value_error() 
             F.nll_loss(Tensor(np.zeros((1, 3))), np.array([7]))
 
 
+def test_array_targets_take_a_float_inputs_dtype() -> None:
+    x = Tensor(np.ones((2, 3), np.float32), requires_grad=True)
+    for loss in (F.mse_loss(x, np.zeros((2, 3))), F.l1_loss(x, [[0.5] * 3] * 2)):
+        loss.backward()
+        assert loss.dtype == x.grad.dtype == np.float32
+
+
 def test_mse_loss_warns_when_target_broadcasts_as_torch() -> None:
     with pytest.warns(UserWarning, match="different to the input size"):
         F.mse_loss(Tensor(np.zeros((3, 1))), Tensor(np.zeros(3)))
