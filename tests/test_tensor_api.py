@@ -408,6 +408,9 @@ VALUES: dict[str, tuple[Callable[[Any, Any], Any], np.ndarray]] = {
     "sqrt-int": (lambda lib, x: x.abs().sqrt(), I),
     "sigmoid-int": (lambda lib, x: x.sigmoid(), I),
     "masked_fill-int": (lambda lib, x: x.masked_fill(x < 0, 0), I),
+    "masked_fill-int-float-value": (lambda lib, x: x.masked_fill(x > 2, 2.7), I),
+    "masked_fill-float-int-value": (lambda lib, x: x.masked_fill(x > 2, 7), X),
+    "masked_fill-tensor-value": (lambda lib, x: x.masked_fill(x > 2, lib.tensor(2.7)), I),
     "cat-promotes": (lambda lib, x: lib.cat([x, lib.zeros(1, 3)]), I),
     "cat-int": (lambda lib, x: lib.cat([x, x], 1), I),
     "stack-int": (lambda lib, x: lib.stack([x, x], -1), I),
@@ -822,3 +825,18 @@ def test_generator_objects_as_in_pytorch() -> None:
         tg.Generator(device="cuda")
     with pytest.raises(ValueError, match="non-negative int"):
         g.manual_seed(-1)
+
+
+def test_every_name_is_pytorchs() -> None:
+    """The function forms and the Tensor methods use PyTorch's names (numpy's astype and pad are the
+    library's own, kept from before)."""
+    from tinygrad_cnn.tensor_methods import FUNCTIONS
+
+    assert [n for n in FUNCTIONS if not hasattr(torch, n)] == []
+    own = [n for n in dir(Tensor) if not n.startswith("_") and not hasattr(torch.Tensor, n)]
+    assert own == ["astype", "pad"]
+    factories = ["tensor", "as_tensor", "from_numpy", "zeros", "ones", "full", "empty", "eye", "arange", "linspace",
+                 "rand", "randn", "randint", "randperm", "zeros_like", "ones_like", "full_like", "empty_like",
+                 "rand_like", "randn_like", "manual_seed", "seed", "initial_seed", "Generator", "device", "cat",
+                 "concat", "concatenate", "stack", "where", "is_tensor", "numel", "get_default_dtype", "Size"]
+    assert [n for n in factories if not hasattr(tg, n) or not hasattr(torch, n)] == []

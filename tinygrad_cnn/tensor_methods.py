@@ -508,7 +508,9 @@ class TensorMethods:
             raise RuntimeError(f"masked_fill: expected a bool mask, got dtype {m.dtype}")
         if isinstance(value, Tensor) and value.ndim != 0:
             raise RuntimeError(f"masked_fill: value must be a number or a 0-d tensor, got shape {value.shape}")
-        out = where(mask, value.astype(self.dtype) if isinstance(value, Tensor) else value, self)
+        # the value takes this tensor's dtype, as in PyTorch (an integer tensor stays one)
+        out = where(mask, value.astype(self.dtype) if isinstance(value, Tensor) else Tensor._make(
+            np.array(_check_scalar(value, "masked_fill"), dtype=self.dtype)), self)
         if out.shape != self.shape:
             raise RuntimeError(f"masked_fill: mask of shape {m.shape} does not broadcast to shape {self.shape}")
         return out
