@@ -389,11 +389,3 @@ def _zero_grad(p: Tensor, set_to_none: bool) -> None:
         p.grad._bump_version()
     else:
         p.grad = Tensor(np.zeros_like(p.grad.data))
-
-
-def __getattr__(name: str) -> Any:
-    # Sequential lived here before the containers got their own file: keep `from .module import Sequential`.
-    if name == "Sequential":
-        from .containers import Sequential
-        return Sequential
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
