@@ -207,3 +207,23 @@ def test_conv_layers_refuse_a_float64_batch_like_pytorch(layer: str) -> None:
         theirs(torch.tensor(x))
     with pytest.raises(TypeError, match="float64.*float32"):
         ours(Tensor(x))
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("kwargs", [{}, dict(dilation=(2, 1)), dict(padding=1), dict(padding="same"),
+                                    dict(dilation=2, padding=1), dict(padding=(0, 2)), dict(groups=2)],
+                         ids=["plain", "dilated", "padded", "same", "dilated-padded", "wide-padding", "groups"])
+def test_one_non_finite_pixel_spoils_only_the_weights_that_see_it(kwargs, value) -> None:
+    """The stride-1 kernels lay columns out with junk columns between rows; an inf/NaN pixel in a junk
+    column made NaN * 0 in the weight gradient, so weights that never see the pixel got NaN."""
+    w_shape = (2, 1 if "groups" in kwargs else 2, 2, 3)
+    for position in [(0, 0), (0, 4), (3, 0), (3, 4), (1, 2)]:
+        x = np.ones((2, 2, 4, 5))
+        x[1, 0][position] = value
+        (ox, ow), (tx, tw) = both(x, np.ones(w_shape))
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            warnings.simplefilter("ignore")
+            F.conv2d(ox, ow, **kwargs).sum().backward()
+            TF.conv2d(tx, tw, **kwargs).sum().backward()
+        assert_close(ow.grad.data, tw.grad)
+        assert_close(ox.grad.data, tx.grad)

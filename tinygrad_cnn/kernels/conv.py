@@ -162,6 +162,10 @@ def conv2d_weight_grad(x: np.ndarray, g: np.ndarray, kernel_hw: Pair, stride: Pa
 
     def chunk(part: slice) -> np.ndarray:
         cols, wc = _columns(x[part], s, p)                                  # (B, G, CKK, Ho*Wc)
+        if wc != s.out_hw[1] and not np.isfinite(x[part]).all():
+            # junk columns holding inf/NaN would make NaN * 0 in dW: zero them (PyTorch never reads them)
+            cols = np.array(cols)
+            cols.reshape(*cols.shape[:3], -1, wc)[..., s.out_hw[1]:] = 0
         g_mat = _grad_matrix(g[part], s, wc)                                # (B, G, O/G, Ho*Wc)
         # dW^T = cols g^T rather than dW = g cols^T: BLAS is faster with the big operand row-major.
         return np.matmul(cols, g_mat.transpose(0, 1, 3, 2)).sum(axis=0)    # (B, G, CKK, O/G) -> (G, CKK, O/G)

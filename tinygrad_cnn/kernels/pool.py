@@ -42,19 +42,19 @@ def _first_max(candidates: list[np.ndarray], with_index: bool) -> tuple[np.ndarr
         if with_index:
             np.putmask(index, candidate > best, k)
         np.maximum(best, candidate, out=best)
-    if with_index and best.dtype.kind == "f" and np.isnan(best).any():  # NaN wins, the last one (PyTorch)
-        for k, candidate in enumerate(candidates):
-            np.putmask(index, np.isnan(candidate), k)
     return best, index
 
 
-def _first_real(index: np.ndarray | None, best: np.ndarray, axis: int, pad: int, stride: int) -> None:
-    """Where every real element of a window along `axis` is -inf, its first real one wins, not the
-    -inf padding before it (PyTorch), so the gradient never goes to the padding."""
-    if index is None or not pad:
-        return
+def _route_specials(candidates: list[np.ndarray], best: np.ndarray, index: np.ndarray, axis: int, pad: int,
+                    stride: int) -> None:
+    """PyTorch's winners where `_first_max`'s strict comparison cannot decide: a window holding NaN is won
+    by its last NaN; a window whose real elements are all -inf by its first real element, never by the
+    -inf padding before it (so the gradient never goes to the padding)."""
+    if np.isnan(best).any():
+        for k, candidate in enumerate(candidates):
+            np.putmask(index, np.isnan(candidate), k)
     lost = best == -np.inf
-    if lost.any():
+    if pad and lost.any():
         first = np.maximum(0, pad - stride * np.arange(best.shape[axis]))      # first real offset per window
         np.copyto(index, first.reshape((-1,) + (1,) * (3 - axis)), casting="unsafe", where=lost)
 
@@ -109,10 +109,14 @@ def max_pool2d(x: np.ndarray, kernel: Pair, stride: Pair, padding: Pair,
     the maxima alone)."""
     xp = pad_hw(x, padding, value=-np.inf)                                 # (N, C, Hp, Wp)
     (kh, kw), (sh, sw), (ho, wo) = kernel, stride, out_hw(x.shape[2:], kernel, stride, padding)
-    row_max, col_winner = _first_max([xp[_offset(3, j, sw, wo)] for j in range(kw)], record)  # (N, C, Hp, Wo)
-    _first_real(col_winner, row_max, 3, padding[1], sw)
-    best, row_winner = _first_max([row_max[_offset(2, i, sh, ho)] for i in range(kh)], record)  # (N, C, Ho, Wo)
-    _first_real(row_winner, best, 2, padding[0], sh)
+    columns = [xp[_offset(3, j, sw, wo)] for j in range(kw)]
+    row_max, col_winner = _first_max(columns, record)                                       # (N, C, Hp, Wo)
+    rows = [row_max[_offset(2, i, sh, ho)] for i in range(kh)]
+    best, row_winner = _first_max(rows, record)                                             # (N, C, Ho, Wo)
+    # NaN or -inf maxima need PyTorch's rules; one check of the (small) output finds them.
+    if record and x.dtype.kind == "f" and not (best > -np.inf).all():
+        _route_specials(columns, row_max, col_winner, 3, padding[1], sw)
+        _route_specials(rows, best, row_winner, 2, padding[0], sh)
     return best, (row_winner, col_winner) if record else None
 
 
