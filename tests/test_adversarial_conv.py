@@ -227,3 +227,29 @@ def test_one_non_finite_pixel_spoils_only_the_weights_that_see_it(kwargs, value)
             TF.conv2d(tx, tw, **kwargs).sum().backward()
         assert_close(ow.grad.data, tw.grad)
         assert_close(ox.grad.data, tx.grad)
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf])
+@pytest.mark.parametrize("op, kwargs", [("conv2d", {}), ("conv2d", dict(padding=1)), ("conv2d", dict(dilation=2)),
+                                        ("conv2d", dict(groups=2)), ("conv_transpose2d", {}),
+                                        ("conv_transpose2d", dict(stride=2, output_padding=1)),
+                                        ("conv_transpose2d", dict(padding=1, dilation=2))],
+                         ids=["conv", "conv-padded", "conv-dilated", "conv-groups", "transpose", "transpose-strided",
+                              "transpose-dilated"])
+def test_one_non_finite_weight_spoils_only_what_it_touches(op: str, kwargs, value) -> None:
+    """The flat-shift input gradient (conv_transpose2d's forward) multiplied the weights by zero junk
+    columns: an inf/NaN weight spread NaN over the whole input gradient (or transposed output)."""
+    rng = np.random.default_rng(6)
+    for corner in [(0, 0), (1, 2)]:
+        x = rng.normal(size=(2, 2, 4, 5))
+        w = rng.normal(size=(2, 1 if "groups" in kwargs else 2, 2, 3))
+        w[1, 0][corner] = value
+        (ox, ow), (tx, tw) = both(x, w)
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            warnings.simplefilter("ignore")
+            oy, ty = getattr(F, op)(ox, ow, **kwargs), getattr(TF, op)(tx, tw, **kwargs)
+            (oy * oy).sum().backward()
+            (ty * ty).sum().backward()
+        assert_close(oy.data, ty)
+        assert_close(ox.grad.data, tx.grad)
+        assert_close(ow.grad.data, tw.grad)

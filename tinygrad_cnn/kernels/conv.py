@@ -182,7 +182,8 @@ def conv2d_input_grad(g: np.ndarray, w: np.ndarray, input_hw: Pair, stride: Pair
     s = _shape((n, w.shape[1] * groups, *input_hw), w, stride, padding, dilation, groups)
     dx = np.empty((n, s.channels, *input_hw), dtype=np.result_type(g, w))  # (N, C, H, W)
     p, parts = _plan_and_parts(s, n, dx.dtype)
-    kernel = _input_grad_flat_shift if p.flat else _input_grad_col2im
+    # The flat shifts multiply w by the zero junk columns: an inf/NaN weight would spread NaN (0 * inf).
+    kernel = _input_grad_flat_shift if p.flat and np.isfinite(w).all() else _input_grad_col2im
 
     def chunk(part: slice) -> None:
         dx[part] = kernel(g[part], w, s)
