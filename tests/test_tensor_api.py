@@ -840,3 +840,13 @@ def test_every_name_is_pytorchs() -> None:
                  "rand_like", "randn_like", "manual_seed", "seed", "initial_seed", "Generator", "device", "cat",
                  "concat", "concatenate", "stack", "where", "is_tensor", "numel", "get_default_dtype", "Size"]
     assert [n for n in factories if not hasattr(tg, n) or not hasattr(torch, n)] == []
+
+
+def test_function_forms_take_the_data_array() -> None:
+    """`.data` is the ndarray here (a Tensor in PyTorch), so the tutorial's torch.max(outputs.data, 1) must
+    still give (values, indices)."""
+    outputs = tg.tensor([[0.1, 2.0, -1.0], [3.0, 0.5, 0.2]], requires_grad=True)
+    _, predicted = tg.max(outputs.data, 1)
+    assert predicted.tolist() == [1, 0] and (predicted == tg.tensor([1, 1])).sum().item() == 1
+    with pytest.raises(TypeError, match="must be a Tensor, not list"):
+        tg.max([1, 2], 0)

@@ -1188,7 +1188,9 @@ def stack(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
 
 def _as_function(name: str) -> Callable[..., Any]:
     def function(input: Any, *args: Any, **kwargs: Any) -> Any:
-        if not isinstance(input, Tensor):
+        if isinstance(input, np.ndarray):  # `t.data` is the array here: torch.max(outputs.data, 1) must work
+            input = Tensor._make(input)
+        elif not isinstance(input, Tensor):
             raise TypeError(f"{name}(): argument 'input' must be a Tensor, not {type(input).__name__}")
         return getattr(input, name)(*args, **kwargs)
     function.__name__ = function.__qualname__ = name
