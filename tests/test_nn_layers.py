@@ -62,6 +62,11 @@ LAYERS = {
     "tanh": ("Tanh", (), {}, (3, 4)),
     "gelu": ("GELU", (), {}, (3, 4)),
     "gelu-tanh": ("GELU", (), dict(approximate="tanh"), (3, 4)),
+    "silu": ("SiLU", (), {}, (3, 4)),
+    "elu": ("ELU", (0.7,), {}, (3, 4)),
+    "softplus": ("Softplus", (2.0, 3.0), {}, (3, 4)),
+    "upsample-scale": ("Upsample", (), dict(scale_factor=2), (1, 2, 3, 4)),
+    "upsample-size": ("Upsample", ((5, 3),), {}, (1, 2, 3, 4)),
     "softmax": ("Softmax", (), dict(dim=1), (2, 3, 4)),
     "log-softmax": ("LogSoftmax", (), dict(dim=-1), (2, 3, 4)),
     "flatten-middle": ("Flatten", (1, 2), {}, (2, 3, 4, 5)),
@@ -166,6 +171,20 @@ SECOND_ORDER = {
     "nll_loss-weight-sum": (lambda x: F.nll_loss(x, TARGETS, weight=Tensor(WEIGHT), reduction="sum"),
                             lambda x: TF.nll_loss(x, torch.tensor(TARGETS), weight=torch.tensor(WEIGHT),
                                                   reduction="sum"), [I.randn(4, 5)]),
+    "silu": (F.silu, TF.silu, [I.randn(3, 4) * 3]),
+    "elu": (lambda x: F.elu(x, 0.5), lambda x: TF.elu(x, 0.5), [I.away_from_zero(3, 4)]),
+    "softplus-at-0-and-threshold": (lambda x: F.softplus(x, 2.0, 4.0), lambda x: TF.softplus(x, 2.0, 4.0),
+                                    [np.array([-30.0, -1.0, 0.0, 0.5, 1.5, 2.5, 40.0])]),
+    "binary_cross_entropy-weight": (lambda p, t: F.binary_cross_entropy(p, t, weight=Tensor(WEIGHT)),
+                                    lambda p, t: TF.binary_cross_entropy(p, t, weight=torch.tensor(WEIGHT)),
+                                    [I.rng.uniform(0.05, 0.95, (3, 5)), I.rng.uniform(0, 1, (3, 5))]),
+    "binary_cross_entropy_with_logits-pos_weight": (
+        lambda x, t: F.binary_cross_entropy_with_logits(x, t, weight=Tensor(WEIGHT), pos_weight=Tensor(WEIGHT[::-1])),
+        lambda x, t: TF.binary_cross_entropy_with_logits(x, t, weight=torch.tensor(WEIGHT),
+                                                         pos_weight=torch.tensor(WEIGHT[::-1].copy())),
+        [np.concatenate([[0.0], I.randn(9) * 4]).reshape(2, 5), I.rng.uniform(0, 1, (2, 5))]),
+    "smooth_l1_loss": (lambda x, y: F.smooth_l1_loss(x, y, beta=0.5), lambda x, y: TF.smooth_l1_loss(x, y, beta=0.5),
+                       [I.randn(3, 4), I.randn(3, 4)]),
     "mse_loss": (F.mse_loss, TF.mse_loss, [I.randn(3, 4), I.randn(3, 4)]),
     "mse_loss-weight": (lambda x, y: F.mse_loss(x, y, weight=Tensor(WEIGHT[:4])),
                         lambda x, y: TF.mse_loss(x, y, weight=torch.tensor(WEIGHT[:4])), [I.randn(4), I.randn(4)]),
@@ -345,6 +364,41 @@ def test_loss_module_matches_torch(case_id: str, as_tensor: bool) -> None:
     np.testing.assert_allclose(tx.grad.data, ttx.grad.numpy(), rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("name, kwargs", [("BCELoss", dict(weight=WEIGHT)), ("BCELoss", dict(reduction="sum")),
+                                          ("BCEWithLogitsLoss", dict(pos_weight=WEIGHT)),
+                                          ("BCEWithLogitsLoss", dict(weight=WEIGHT, reduction="none"))])
+def test_binary_losses_match_torch(name: str, kwargs: dict[str, Any]) -> None:
+    data = Inputs(8)
+    logits, target = data.randn(6, 5).astype(np.float32), data.rng.uniform(0, 1, (6, 5)).astype(np.float32)
+    x = 1 / (1 + np.exp(-logits)) if name == "BCELoss" else logits
+    ours = getattr(nn, name)(**{k: Tensor(v.astype(np.float32)) if k.endswith("weight") else v
+                                for k, v in kwargs.items()})
+    theirs = getattr(torch.nn, name)(**{k: torch.tensor(v, dtype=torch.float32) if k.endswith("weight") else v
+                                        for k, v in kwargs.items()})
+    assert list(ours.state_dict()) == list(theirs.state_dict())
+    tx, ttx = Tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    out, tout = ours(tx, target), theirs(ttx, torch.tensor(target))
+    np.testing.assert_allclose(out.data, tout.detach().numpy(), rtol=1e-5, atol=1e-6)
+    out.sum().backward()
+    tout.sum().backward()
+    np.testing.assert_allclose(tx.grad.data, ttx.grad.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_binary_cross_entropy_clamps_its_logs_at_minus_100_as_torch() -> None:
+    p, t = np.array([0.0, 1.0, 0.5, 1.0]), np.array([1.0, 0.0, 0.5, 1.0])
+    for reduction in ("none", "sum"):
+        np.testing.assert_allclose(F.binary_cross_entropy(Tensor(p), t, reduction=reduction).data,
+                                   TF.binary_cross_entropy(torch.tensor(p), torch.tensor(t), reduction=reduction))
+
+
+def test_one_hot_as_torch() -> None:
+    labels = np.array([[0, 3], [2, 2]])
+    np.testing.assert_array_equal(F.one_hot(Tensor(labels)).data, TF.one_hot(torch.tensor(labels)).numpy())
+    assert F.one_hot(labels, 6).shape == (2, 2, 6) and F.one_hot(labels, 6).dtype == np.int64
+    with pytest.raises(RuntimeError, match=r"class values must be in \[0, 3\)"):
+        F.one_hot(labels, 3)
+
+
 def test_cross_entropy_with_every_target_ignored_is_nan_as_torch() -> None:
     x, t = np.zeros((2, 3)), np.array([-100, -100])
     assert np.isnan(F.cross_entropy(Tensor(x), t).item()) and np.isnan(TF.cross_entropy(torch.tensor(x),
@@ -375,8 +429,15 @@ def test_loss_weight_is_a_buffer() -> None:
     (lambda: F.mse_loss(Tensor(np.zeros(3)), Tensor(np.zeros(3)), weight=Tensor(np.ones(2))), ValueError,
      r"Weights and input must have the same size"),
     (lambda: F.l1_loss(Tensor(np.zeros(3)), Tensor(np.zeros(4))), RuntimeError, r"do not broadcast"),
+    (lambda: F.binary_cross_entropy(Tensor(np.array([0.5, 1.5])), np.ones(2)), RuntimeError,
+     r"all elements of input should be between 0 and 1"),
+    (lambda: F.binary_cross_entropy_with_logits(Tensor(np.zeros((2, 3))), np.ones(3)), ValueError,
+     r"target size \(\(3,\)\) that is different to the input size \(\(2, 3\)\)"),
+    (lambda: F.smooth_l1_loss(Tensor(np.zeros(3)), Tensor(np.zeros(3)), beta=-1.0), RuntimeError,
+     r"beta must be non-negative"),
 ], ids=["class-out-of-range", "negative-class", "target-shape", "probabilities-shape", "ignore-with-probabilities",
-        "reduction", "weight-size", "label-smoothing", "module-reduction", "pointwise-weight", "pointwise-broadcast"])
+        "reduction", "weight-size", "label-smoothing", "module-reduction", "pointwise-weight", "pointwise-broadcast",
+        "bce-range", "bce-logits-shape", "smooth-l1-beta"])
 def test_loss_errors(call: Callable[[], Any], error: type, match: str) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the broadcast warning before the error

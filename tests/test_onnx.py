@@ -133,6 +133,9 @@ def _layers() -> list[tuple[str, object, tuple[int, ...]]]:
         ("tanh", lambda: nn.Tanh(), (2, 3, 4, 4)),
         ("gelu", lambda: nn.GELU(), (2, 3, 4, 4)),
         ("gelu_tanh", lambda: nn.GELU("tanh"), (2, 3, 4, 4)),
+        ("silu", lambda: nn.SiLU(), (2, 3, 4, 4)),
+        ("upsample", lambda: nn.Upsample(scale_factor=2), (2, 3, 4, 4)),
+        ("upsample_size", lambda: nn.Upsample(size=(5, 7)), (2, 3, 4, 4)),
         ("softmax", lambda: nn.Softmax(dim=1), (3, 6)),
         ("log_softmax", lambda: nn.LogSoftmax(dim=-1), (3, 6)),
         ("log_softmax_dim1_4d", lambda: nn.LogSoftmax(dim=1), (2, 3, 4, 4)),
@@ -612,7 +615,9 @@ def test_a_layer_subclass_with_its_own_forward_is_written_as_what_it_computes(tm
     assert "Gemm" not in [n.op_type for n in proto.graph.node]
 
 
-NOT_LAYERS = {"Module", "CrossEntropyLoss", "NLLLoss", "MSELoss", "L1Loss",  # losses take targets: not exported
+NOT_LAYERS = {"Module", "CrossEntropyLoss", "NLLLoss", "MSELoss", "L1Loss", "SmoothL1Loss", "BCELoss",
+              "BCEWithLogitsLoss",  # losses take targets: not exported
+              "ELU", "Softplus",  # their branches are masks of the data: no Elu/Softplus operator mapping yet
               "ParameterList", "ParameterDict"}  # parameter holders, not called
 
 

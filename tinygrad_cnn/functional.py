@@ -443,6 +443,53 @@ def gelu(input: Tensor, approximate: str = "none") -> Tensor:  # noqa: A002
     return x * 0.5 * (Erf.apply(x * math.sqrt(0.5)) + 1.0)
 
 
+def silu(input: Tensor, inplace: bool = False) -> Tensor:  # noqa: A002
+    """x * sigmoid(x) (also called swish)."""
+    x = _as_tensor(input)
+    _check_float(x, "silu")
+    return x * x.sigmoid()
+
+
+def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:  # noqa: A002
+    """x where x > 0, alpha (exp(x) - 1) elsewhere (the exponential only of the non-positive elements)."""
+    x = _as_tensor(input)
+    _check_float(x, "elu")
+    negative = x.data <= 0                                                        # (x.shape) constant branches
+    grows = (x * _constant(negative.astype(x.dtype))).exp() - 1.0                 # exp(x) - 1, or 0 where x > 0
+    return x * _constant((~negative).astype(x.dtype)) + grows * _constant((alpha * negative).astype(x.dtype))
+
+
+def _softplus(z: Tensor) -> Tensor:
+    """log(1 + exp(z)) without overflow: max(z, 0) + log(1 + exp(-|z|)), with |z| = z times its constant sign
+    and z >= 0 counted as positive, so the gradient at 0 is sigmoid(0) = 1/2 (the kinks do not cancel)."""
+    positive = z.data >= 0
+    magnitude = z * _constant(np.where(positive, z.dtype.type(1), z.dtype.type(-1)))  # |z|
+    return z * _constant(positive.astype(z.dtype)) + ((-magnitude).exp() + 1.0).log()
+
+
+def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:  # noqa: A002
+    """log(1 + exp(beta x)) / beta, and x itself where beta x > threshold (as PyTorch)."""
+    x = _as_tensor(input)
+    _check_float(x, "softplus")
+    linear = x.data * beta > threshold                                            # (x.shape) constant
+    smooth = _softplus(x * beta) / beta if beta != 1 else _softplus(x)
+    if not linear.any():
+        return smooth
+    return x * _constant(linear.astype(x.dtype)) + smooth * _constant((~linear).astype(x.dtype))
+
+
+def one_hot(tensor: Any, num_classes: int = -1) -> Tensor:
+    """(...) int64 class indices -> (..., num_classes) int64 one-hot rows (num_classes=-1: max + 1)."""
+    t = _target_array(tensor)
+    if t.dtype.kind not in "iu":
+        raise TypeError(f"one_hot: expected an integer (int64) tensor of class indices, got dtype {t.dtype}")
+    if num_classes == -1:
+        num_classes = int(t.max()) + 1 if t.size else 0
+    if t.size and (t.min() < 0 or t.max() >= num_classes):
+        raise RuntimeError(f"one_hot: class values must be in [0, {num_classes}), got {t.min()} to {t.max()}")
+    return Tensor(np.eye(num_classes, dtype=np.int64)[t.astype(np.int64)])
+
+
 def _softmax_dim(op: str, x: Tensor, dim: int | None, axis: int | None, stacklevel: int) -> int:
     if axis is not None:  # the numpy-style name of the first release
         if dim is not None:
@@ -762,3 +809,74 @@ def l1_loss(input: Tensor, target: Any, size_average: bool | None = None, reduce
     """|input - target|, reduced as mse_loss."""
     reduction = _reduction("l1_loss", size_average, reduce, reduction)
     return _pointwise_loss("l1_loss", input, target, reduction, weight, Tensor.abs)
+
+
+def smooth_l1_loss(input: Tensor, target: Any, size_average: bool | None = None,  # noqa: A002
+                   reduce: bool | None = None, reduction: str = "mean", beta: float = 1.0) -> Tensor:
+    """0.5 d^2 / beta where |d| < beta, |d| - 0.5 beta elsewhere (d = input - target; beta = 0 is l1_loss)."""
+    reduction = _reduction("smooth_l1_loss", size_average, reduce, reduction)
+    if beta < 0:
+        raise RuntimeError(f"smooth_l1_loss: beta must be non-negative, got {beta}")
+
+    def distance(d: Tensor) -> Tensor:
+        inside = np.abs(d.data) < beta                                            # (d.shape) constant branches
+        if not inside.any():
+            return d.abs() - 0.5 * beta
+        return d * d * _constant((inside * (0.5 / beta)).astype(d.dtype)) + \
+            (d.abs() - 0.5 * beta) * _constant((~inside).astype(d.dtype))
+
+    return _pointwise_loss("smooth_l1_loss", input, target, reduction, None, distance)
+
+
+def _binary_target(op: str, x: Tensor, target: Any) -> Tensor:
+    y = target if isinstance(target, Tensor) else Tensor(np.asarray(target, dtype=x.dtype))
+    if y.shape != x.shape:
+        raise ValueError(f"{op}: Using a target size ({y.shape}) that is different to the input size ({x.shape}) "
+                         "is deprecated. Please ensure they have the same size.")
+    return y.astype(x.dtype)
+
+
+def _weighted(op: str, loss: Tensor, weight: Any, reduction: str) -> Tensor:
+    if weight is not None:
+        w = _as_tensor(weight)
+        try:
+            np.broadcast_shapes(w.shape, loss.shape)
+        except ValueError:
+            raise RuntimeError(f"{op}: weight of shape {w.shape} does not broadcast to the loss's shape "
+                               f"{loss.shape}") from None
+        loss = loss * w
+    return _reduce(loss, reduction)
+
+
+def binary_cross_entropy(input: Tensor, target: Any, weight: Tensor | None = None,  # noqa: A002
+                         size_average: bool | None = None, reduce: bool | None = None,
+                         reduction: str = "mean") -> Tensor:
+    """-(t log p + (1 - t) log(1 - p)) for probabilities p in [0, 1]; each log is clamped at -100 (PyTorch's
+    way to keep the loss finite at p = 0 or 1)."""
+    op = "binary_cross_entropy"
+    reduction = _reduction(op, size_average, reduce, reduction)
+    p = _as_tensor(input)
+    _check_float(p, op)
+    y = _binary_target(op, p, target)
+    if p.data.size and (p.data.min() < 0 or p.data.max() > 1):
+        raise RuntimeError(f"{op}: all elements of input should be between 0 and 1")
+    with np.errstate(divide="ignore"):  # log(0) = -inf, then clamped
+        loss = -(y * p.log().clamp(min=-100.0) + (1.0 - y) * (1.0 - p).log().clamp(min=-100.0))
+    return _weighted(op, loss, weight, reduction)
+
+
+def binary_cross_entropy_with_logits(input: Tensor, target: Any, weight: Tensor | None = None,  # noqa: A002
+                                     size_average: bool | None = None, reduce: bool | None = None,
+                                     reduction: str = "mean", pos_weight: Tensor | None = None) -> Tensor:
+    """binary_cross_entropy(sigmoid(x), t) computed stably from the logits x: (1 - t) x + w_t softplus(-x),
+    w_t = 1 + (pos_weight - 1) t weighting the positive term (PyTorch's formula)."""
+    op = "binary_cross_entropy_with_logits"
+    reduction = _reduction(op, size_average, reduce, reduction)
+    x = _as_tensor(input)
+    _check_float(x, op)
+    y = _binary_target(op, x, target)
+    softplus_neg = _softplus(-x)                                                  # -log(sigmoid(x))
+    if pos_weight is not None:
+        softplus_neg = softplus_neg * ((_as_tensor(pos_weight) - 1.0) * y + 1.0)
+    return _weighted(op, (1.0 - y) * x + softplus_neg, weight, reduction)
+

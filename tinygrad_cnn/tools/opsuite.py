@@ -197,6 +197,9 @@ case("tanh", "tanh", F.tanh, randn(3, 4))
 case("leaky_relu", "leaky_relu", lambda x: F.leaky_relu(x, 0.2), away_from_zero(3, 4))
 case("gelu", "gelu", F.gelu, randn(3, 4))
 case("gelu", "gelu-tanh", lambda x: F.gelu(x, approximate="tanh"), randn(3, 4))
+case("silu", "silu", F.silu, randn(3, 4))
+case("elu", "elu", lambda x: F.elu(x, 0.5), away_from_zero(3, 4))
+case("softplus", "softplus-beta-threshold", lambda x: F.softplus(x, 2.0, 2.0), lambda rng: rng.uniform(-3, 3, (3, 4)))
 case("batch_norm", "batch_norm-train-4d", lambda x, w, b: F.batch_norm(x, None, None, w, b, training=True),
      randn(3, 2, 2, 3), randn(2), randn(2))
 case("batch_norm", "batch_norm-train-2d-no-affine", lambda x: F.batch_norm(x, None, None, training=True), randn(4, 3))
@@ -234,6 +237,12 @@ for reduction in ("mean", "sum", "none"):
     case("l1_loss", f"l1_loss-{reduction}", lambda x, r=reduction: F.l1_loss(x, np.zeros((3, 4)), reduction=r),
          away_from_zero(3, 4), float32=False)
 case("cross_entropy", "cross_entropy-unbatched", lambda x: F.cross_entropy(x, np.array(3)), randn(5))
+case("smooth_l1_loss", "smooth_l1_loss", lambda x, y: F.smooth_l1_loss(x, y, beta=0.5), randn(3, 4), randn(3, 4))
+case("binary_cross_entropy", "binary_cross_entropy", F.binary_cross_entropy, lambda rng: rng.uniform(0.1, 0.9, (3, 4)),
+     lambda rng: rng.uniform(0, 1, (3, 4)))
+case("binary_cross_entropy_with_logits", "binary_cross_entropy_with_logits-pos_weight",
+     lambda x, t: F.binary_cross_entropy_with_logits(x, t, pos_weight=WEIGHT[:4]), randn(3, 4),
+     lambda rng: rng.uniform(0, 1, (3, 4)), float32=False)
 
 # Through float32 and back: finite differences need a step far above float32's resolution.
 case("astype", "astype-float32-and-back", lambda x: (x.astype(np.float32) * 3.0).astype(np.float64), randn(3, 4),
