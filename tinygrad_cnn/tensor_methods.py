@@ -20,7 +20,6 @@ import numpy as np
 from . import devices, factories, ops, rng
 from .autograd import Config, Function, Tensor, no_grad
 
-
 # ---- the operators: PyTorch's type promotion, comparisons, in-place updates ------------------------------
 _CATEGORY = {"b": 0, "u": 1, "i": 1, "f": 2}  # bool < integer < floating point, as in PyTorch
 
@@ -99,15 +98,16 @@ def _in_place(update: np.ufunc, symbol: str) -> Callable[[Tensor, Any], Tensor]:
     def method(self: Tensor, other: Any) -> Tensor:
         if Config.enable_grad and self.requires_grad:
             what = "a leaf tensor that requires grad" if self._ctx is None else "a tensor recorded in a graph"
-            raise RuntimeError(f"{symbol}: cannot update {what} (shape {self.shape}) in place while grad mode is on: "
-                               f"wrap a parameter update in `with tinygrad_cnn.no_grad():`, or write x = x {symbol[0]} y "
-                               "to record the op")
+            raise RuntimeError(f"{symbol}: cannot update {what} (shape {self.shape}) in place while grad mode is "
+                               f"on: wrap a parameter update in `with tinygrad_cnn.no_grad():`, or write "
+                               f"x = x {symbol[0]} y to record the op")
         value = other._data if isinstance(other, Tensor) else np.asarray(other)
         try:
             update(self._data, value, out=self._data, casting="same_kind")
         except (TypeError, ValueError) as e:  # numpy's casting error is a TypeError
-            raise (TypeError if isinstance(e, TypeError) else ValueError)(f"{symbol}: cannot update a {self.dtype} tensor of shape {self.shape} in place with a "
-                          f"{value.dtype} value of shape {value.shape} ({e})") from None
+            raise (TypeError if isinstance(e, TypeError) else ValueError)(
+                f"{symbol}: cannot update a {self.dtype} tensor of shape {self.shape} in place with a "
+                f"{value.dtype} value of shape {value.shape} ({e})") from None
         self._bump_version()
         return self
     return method
