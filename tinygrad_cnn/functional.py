@@ -80,6 +80,15 @@ def _check_output_size(op: str, x: Tensor, kernel: tuple[int, int], stride: tupl
                          f"than the padded input {padded} (input shape {x.shape}, padding {padding})")
 
 
+def _conv_operands(op: str, input: Any, weight: Any) -> tuple[Tensor, Tensor]:  # noqa: A002
+    """The input and weight of a convolution: 4-D, floating point, one dtype."""
+    x, weight = _as_tensor(input), _as_tensor(weight)
+    _check_float_4d(x, op)
+    _check_float_4d(weight, op, "weight")
+    _check_same_dtype(op, x, weight)
+    return x, weight
+
+
 def _checked_bias(op: str, bias: Any, channels: int) -> Tensor | None:
     if bias is None:
         return None
@@ -116,10 +125,7 @@ def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride: In
     """2-D cross-correlation as in PyTorch: (N, C, H, W) * (O, C/groups, KH, KW) -> (N, O, Ho, Wo).
     padding may be 'valid' (none) or 'same' (stride 1; an even kernel gets the extra row/column after)."""
     op = "conv2d"
-    x, weight = _as_tensor(input), _as_tensor(weight)
-    _check_float_4d(x, op)
-    _check_float_4d(weight, op, "weight")
-    _check_same_dtype(op, x, weight)
+    x, weight = _conv_operands(op, input, weight)
     stride, dilation = as_pair(stride, "stride", op, 1), as_pair(dilation, "dilation", op, 1)
     sides = _conv_padding(op, padding, weight.shape[2:], stride, dilation)
     if sides is not None:
@@ -147,10 +153,7 @@ def conv_transpose2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, 
     (N, C_in, H, W) * (C_in, C_out/groups, KH, KW) -> (N, C_out, Ho, Wo),
     Ho = (H - 1) stride - 2 padding + dilation (KH - 1) + output_padding + 1."""
     op = "conv_transpose2d"
-    x, weight = _as_tensor(input), _as_tensor(weight)
-    _check_float_4d(x, op)
-    _check_float_4d(weight, op, "weight")
-    _check_same_dtype(op, x, weight)
+    x, weight = _conv_operands(op, input, weight)
     stride, padding = as_pair(stride, "stride", op, 1), as_pair(padding, "padding", op, 0)
     dilation, output_padding = as_pair(dilation, "dilation", op, 1), as_pair(output_padding, "output_padding", op, 0)
     groups = positive_int(groups, "groups", op)
