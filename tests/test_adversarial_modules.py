@@ -306,3 +306,30 @@ def test_a_misshaped_or_wrong_dtype_gradient_is_refused_by_the_optimizer() -> No
     layer.weight.grad = Tensor(np.ones((2, 3)))
     with pytest.raises(ValueError, match="dtype"):
         opt.step()
+
+
+ODD_ARRAYS = {
+    "float16-specials": np.array([1.5, np.nan, -np.inf, -0.0, 65504.0], np.float16),
+    "bool": np.array([True, False, True]),
+    "int8-extremes": np.array([-128, 127], np.int8),
+    "uint64-max": np.array([2**64 - 1], np.uint64),
+    "0-d": np.array(3.5),
+    "empty": np.zeros((0, 3), np.float32),
+    "non-contiguous": np.arange(12.0).reshape(3, 4).T,
+    "fortran-order": np.asfortranarray(np.arange(6.0).reshape(2, 3)),
+    "big-endian": np.arange(3, dtype=">f8"),
+    "float64-subnormal": np.array([5e-324, -5e-324, 1e308]),
+}
+
+
+@pytest.mark.parametrize("suffix", [".pt", ".safetensors"])
+@pytest.mark.parametrize("name", list(ODD_ARRAYS))
+def test_odd_arrays_round_trip_bit_exactly(name: str, suffix: str, tmp_path) -> None:
+    """Values (bit for bit), shape and dtype (up to byte order) survive save/load in both formats."""
+    array = ODD_ARRAYS[name]
+    tg.save({"x": array}, tmp_path / f"odd{suffix}")
+    back = np.asarray(tg.load(tmp_path / f"odd{suffix}")["x"])
+    native = array.dtype.newbyteorder("=")
+    assert back.shape == array.shape
+    assert back.dtype.newbyteorder("=") == native
+    assert back.astype(native).tobytes() == np.ascontiguousarray(array, dtype=native).tobytes()
