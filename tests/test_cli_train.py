@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -259,12 +260,14 @@ def test_train_out_at_or_under_a_regular_file(out: str, no_data: None, tmp_path:
 def test_train_out_on_a_read_only_filesystem(tmp_path: Path) -> None:
     """A real read-only mount (a private mount namespace, as root), and `tinygrad-cnn train` in it; the data
     directory is missing, so an error about the data would mean it was read before --out was checked."""
-    if os.geteuid() != 0 or subprocess.run(["unshare", "-m", "true"], capture_output=True).returncode != 0:
-        pytest.skip("needs root and unshare(1) to mount a read-only filesystem")
     mount = tmp_path / "ro"
     mount.mkdir()
-    script = (f'mount -t tmpfs -o ro,size=1m tmpfs "{mount}" && exec "{sys.executable}" -m tinygrad_cnn train '
-              f'--out "{mount}/run" --data-dir "{tmp_path}/no-mnist-here" --no-progress')
+    mount_it = f'mount -t tmpfs -o ro,size=1m tmpfs "{mount}"'
+    if os.geteuid() != 0 or shutil.which("unshare") is None or subprocess.run(
+            ["unshare", "-m", "sh", "-c", mount_it], capture_output=True).returncode != 0:
+        pytest.skip("needs root and unshare(1) to mount a read-only filesystem")
+    script = (f'{mount_it} && exec "{sys.executable}" -m tinygrad_cnn train --out "{mount}/run" '
+              f'--data-dir "{tmp_path}/no-mnist-here" --no-progress')
     done = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, text=True, timeout=120)
     assert_one_line_error(done.returncode, done.stderr, "train", f"output directory {mount}/run",
                           "Read-only file system")
