@@ -18,8 +18,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("bench", help="time a model's training step and memory against PyTorch",
                               description="Time a model's training step (and inference, memory) against PyTorch, "
                                           "interleaved in one process; see docs/performance.md.")
-    p.add_argument("--model", choices=("lenet5", "cifar_vgg"), default="lenet5",
-                   help="lenet5: the LeNet table (default); cifar_vgg: issue 16's 3x3-conv network")
+    p.add_argument("--model", choices=("lenet5", "cifar_vgg", "vgg16"), default="lenet5",
+                   help="lenet5: the LeNet table (default); cifar_vgg: issue 16's 3x3-conv network; vgg16: its "
+                        "memory at batch 2")
     p.add_argument("--repeats", type=bounded(int, 1), default=15, help="timed blocks per workload (default 15)")
     p.add_argument("--quick", action="store_true", help="fewer repetitions, under 30 s, for a fast look")
     p.add_argument("--profile", action="store_true",

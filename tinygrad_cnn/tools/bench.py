@@ -394,16 +394,23 @@ def machine_busy(seconds: float = 0.5) -> float | None:
     return 1 - (idle1 - idle0) / max(1, total1 - total0)
 
 
+# What `bench --model` measures beyond LeNet: the batches whose training steps are timed against PyTorch,
+# and the (batch, SGD momentum, steps) of the peak-memory probe. VGG16's step is too slow here to time
+# in interleaved blocks: its row is memory alone, forward + backward + a plain SGD step (no optimizer state).
+MODEL_WORKLOADS: dict[str, tuple[tuple[int, ...], tuple[int, float, int]]] = {
+    "cifar_vgg": ((64, 128), (64, 0.9, 50)), "vgg16": ((), (2, 0.0, 2))}
+
+
 def run_model_benchmarks(model: str, repeats: int = 15, quick: bool = False, tuned_malloc: bool = False,
                          threads: int = 1, progress: Callable[[str], None] = lambda what: None) -> Report:
-    """Training steps of `model` (cifar_vgg) at batch 64 and 128: ours on `threads` threads and on one
+    """`model`'s training steps (MODEL_WORKLOADS): ours on `threads` threads and, unless `quick`, on one
     thread (numpy's BLAS on its own threads) against PyTorch on 2 threads, interleaved; then the peak
-    memory of a batch-64 step and, unless `quick`, of VGG16 forward + backward at batch 2 (plain SGD,
-    no optimizer state), each framework in a fresh process."""
+    memory of a step, each framework in a fresh process."""
     report = Report()
     torch_ok = has_torch()
     blocks = QUICK_BLOCKS if quick else {"repeats": repeats}
-    for batch in (64, 128):
+    batches, (memory_batch, momentum, steps) = MODEL_WORKLOADS[model]
+    for batch in batches:
         progress(f"{model} training step, batch {batch}")
         fns = [on_threads(our_train_step(batch, model=model), ours=threads)]
         if not quick:
@@ -418,8 +425,19 @@ def run_model_benchmarks(model: str, repeats: int = 15, quick: bool = False, tun
             report.rows.append(Row("  ... ours on 1 thread, BLAS on its own", times[1], theirs,
                                    note="threads: 1 (+ BLAS's) vs 2"))
     parallel.set_num_threads(threads)
-    if sys.platform != "linux":
-        return report
+    if sys.platform == "linux":
+        progress(f"peak memory of a {model} batch-{memory_batch} step, each framework in its own process")
+        steps = min(steps, 10) if quick else steps
+
+        def peak_mib(framework: str) -> float:
+            probe = step_memory(framework, memory_batch, steps, tuned_malloc, model=model, momentum=momentum)
+            return probe["step_peak_kib"][0] / 1024
+
+        what = "training step" if momentum else "fwd + bwd + plain SGD"
+        report.rows.append(Row(f"peak memory, {model} {what}, batch {memory_batch}", peak_mib("ours"),
+                               peak_mib("torch") if torch_ok else None, unit="MiB",
+                               note="peak RSS while stepping minus RSS before the first step"))
+    return report
     probes = [(model, 64, 0.9, 10 if quick else 50)] + ([] if quick else [("vgg16", 2, 0.0, 2)])
     for name, batch, momentum, steps in probes:
         progress(f"peak memory of a {name} batch-{batch} step, each framework in its own process")
