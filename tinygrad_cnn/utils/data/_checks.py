@@ -34,7 +34,8 @@ def check_indices(owner: str, indices: np.ndarray, length: int) -> None:
 
 
 def check_generator(owner: str, generator: Any) -> None:
-    """Accept None (use the library's generator) or a ``numpy.random.Generator``."""
+    """Accept None (use the library's generator) or a ``numpy.random.Generator`` such as
+    ``tinygrad_cnn.Generator()``."""
     if generator is not None and not isinstance(generator, np.random.Generator):
-        raise TypeError(f"{owner}: generator must be a numpy.random.Generator or None, got "
-                        f"{type(generator).__name__}")
+        raise TypeError(f"{owner}: generator must be a numpy.random.Generator (e.g. tinygrad_cnn.Generator()) or "
+                        f"None, got {type(generator).__name__}")
