@@ -30,6 +30,7 @@ import numpy as np
 
 from ..autograd import Tensor
 from ..nn.module import Module
+from ..serialization.files import write_atomically
 from ..tools.record import grad_norm_of, module_of, site_of
 
 SUPPORTED_FORMATS = (".svg", ".png", ".pdf", ".dot")
@@ -46,6 +47,29 @@ def _graphviz() -> ModuleType:
     except ImportError as e:
         raise ImportError("drawing graphs needs the graphviz Python package: pip install 'tinygrad_cnn[viz]'") from e
     return graphviz
+
+
+@functools.cache
+def _notebook_digraph() -> type[graphviz.Digraph]:
+    """graphviz.Digraph that also displays inline in Jupyter without Graphviz's `dot` program.
+
+    A notebook cell ending in `draw_graph(...)` shows the SVG (graphviz's own `_repr_mimebundle_`); without `dot`
+    that would be a traceback, so the DOT source and the install hint are shown as text instead.
+    """
+    graphviz = _graphviz()
+
+    class Digraph(graphviz.Digraph):
+        def _repr_mimebundle_(self, include: Iterable[str] | None = None, exclude: Iterable[str] | None = None,
+                              **kwargs: Any) -> dict[str, Any]:
+            if shutil.which("dot") is not None:
+                try:
+                    return super()._repr_mimebundle_(include, exclude, **kwargs)
+                except graphviz.ExecutableNotFound:
+                    pass
+            return {"text/plain": f"Graphviz's `dot` program was not found: {INSTALL_HINT} to see this graph "
+                                  f"drawn. Its DOT source:\n{self.source}"}
+
+    return Digraph
 
 
 # log10(norm) -> colour, interpolated in RGB and clamped at both ends. Fixed (not fitted to the graph) so
@@ -375,7 +399,7 @@ class _Drawing:
         self.lines.append(f"\t{src} -> {dst} [{attrs[1:]}]\n" if attrs else f"\t{src} -> {dst}\n")
 
     def digraph(self, name: str, graph_label: str, legend: bool) -> graphviz.Digraph:
-        dot = _graphviz().Digraph(name, graph_attr={"rankdir": "TB", "fontname": "Helvetica", "fontsize": "12",
+        dot = _notebook_digraph()(name, graph_attr={"rankdir": "TB", "fontname": "Helvetica", "fontsize": "12",
                                                  "labelloc": "t", "label": graph_label, "nodesep": "0.25",
                                                  "ranksep": "0.3"},
                                node_attr={"fontname": "Helvetica", "fontsize": "10", "style": "filled",
@@ -513,6 +537,11 @@ def _draw_backward(trace: _Trace, drawing: _Drawing, show_shapes: bool, show_gra
 
 
 # ---- rendering -------------------------------------------------------------------------------------------
+def _write(path: Path, data: bytes) -> None:
+    """Replace `path` atomically: a drawing the user already has is never left half-written."""
+    write_atomically(str(path), lambda file: file.write(data))
+
+
 def render(graph: graphviz.Digraph, path: str | Path) -> Path:
     """Write `graph` to `path` in the format its suffix names (.svg, .png, .pdf or .dot); returns the path written.
 
@@ -526,16 +555,16 @@ def render(graph: graphviz.Digraph, path: str | Path) -> Path:
                          f"supported: {', '.join(SUPPORTED_FORMATS)}")
     path.parent.mkdir(parents=True, exist_ok=True)
     if suffix == ".dot":
-        path.write_text(graph.source)
+        _write(path, graph.source.encode())
         return path
     if shutil.which("dot") is not None:
         try:
-            path.write_bytes(graph.pipe(format=suffix[1:]))
+            _write(path, graph.pipe(format=suffix[1:]))
             return path
         except _graphviz().ExecutableNotFound:
             pass
     fallback = path.with_suffix(".dot")
-    fallback.write_text(graph.source)
+    _write(fallback, graph.source.encode())
     print(f"render: Graphviz's `dot` program was not found, so {path} was not drawn; wrote the DOT source to "
           f"{fallback} instead: {INSTALL_HINT}, then run `dot -T{suffix[1:]} {fallback} -o {path}`", file=sys.stderr)
     return fallback
