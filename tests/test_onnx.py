@@ -136,6 +136,11 @@ def _layers() -> list[tuple[str, object, tuple[int, ...]]]:
         ("silu", lambda: nn.SiLU(), (2, 3, 4, 4)),
         ("upsample", lambda: nn.Upsample(scale_factor=2), (2, 3, 4, 4)),
         ("upsample_size", lambda: nn.Upsample(size=(5, 7)), (2, 3, 4, 4)),
+        ("zero_pad", lambda: nn.ZeroPad2d((1, 2, 0, 1)), (2, 3, 4, 4)),
+        ("constant_pad", lambda: nn.ConstantPad2d(1, 0.5), (2, 3, 4, 4)),
+        ("reflection_pad", lambda: nn.ReflectionPad2d((2, 1, 1, 2)), (2, 3, 4, 4)),
+        ("replication_pad", lambda: nn.ReplicationPad2d(2), (2, 3, 4, 4)),
+        ("circular_pad", lambda: nn.CircularPad2d((1, 0, 2, 1)), (2, 3, 4, 4)),
         ("softmax", lambda: nn.Softmax(dim=1), (3, 6)),
         ("log_softmax", lambda: nn.LogSoftmax(dim=-1), (3, 6)),
         ("log_softmax_dim1_4d", lambda: nn.LogSoftmax(dim=1), (2, 3, 4, 4)),
@@ -617,7 +622,7 @@ def test_a_layer_subclass_with_its_own_forward_is_written_as_what_it_computes(tm
 
 NOT_LAYERS = {"Module", "CrossEntropyLoss", "NLLLoss", "MSELoss", "L1Loss", "SmoothL1Loss", "BCELoss",
               "BCEWithLogitsLoss",  # losses take targets: not exported
-              "ELU", "Softplus",  # their branches are masks of the data: no Elu/Softplus operator mapping yet
+              "ELU", "Softplus", "Hardtanh", "ReLU6",  # their branches are masks of the data: no operator mapping yet
               "ParameterList", "ParameterDict"}  # parameter holders, not called
 
 

@@ -446,6 +446,23 @@ def gelu(input: Tensor, approximate: str = "none") -> Tensor:  # noqa: A002
     return x * 0.5 * (Erf.apply(x * math.sqrt(0.5)) + 1.0)
 
 
+def hardtanh(input: Tensor, min_val: float = -1.0, max_val: float = 1.0, inplace: bool = False) -> Tensor:  # noqa: A002
+    """x clipped to [min_val, max_val]; the gradient is 1 strictly inside and 0 elsewhere (PyTorch's, also at
+    the two limits: the branch taken is a constant mask of the input)."""
+    x = _as_tensor(input)
+    _check_float(x, "hardtanh")
+    if min_val > max_val:
+        raise ValueError(f"hardtanh: min_val ({min_val}) cannot be greater than max_val ({max_val})")
+    inside = (x.data > min_val) & (x.data < max_val)                              # (x.shape) constant
+    limits = np.where(x.data <= min_val, x.dtype.type(min_val), x.dtype.type(max_val)) * ~inside
+    return x * _constant(inside.astype(x.dtype)) + _constant(limits.astype(x.dtype))
+
+
+def relu6(input: Tensor, inplace: bool = False) -> Tensor:  # noqa: A002
+    """min(max(x, 0), 6): hardtanh(x, 0, 6)."""
+    return hardtanh(input, 0.0, 6.0)
+
+
 def silu(input: Tensor, inplace: bool = False) -> Tensor:  # noqa: A002
     """x * sigmoid(x) (also called swish)."""
     x = _as_tensor(input)

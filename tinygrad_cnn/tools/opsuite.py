@@ -197,6 +197,8 @@ case("tanh", "tanh", F.tanh, randn(3, 4))
 case("leaky_relu", "leaky_relu", lambda x: F.leaky_relu(x, 0.2), away_from_zero(3, 4))
 case("gelu", "gelu", F.gelu, randn(3, 4))
 case("gelu", "gelu-tanh", lambda x: F.gelu(x, approximate="tanh"), randn(3, 4))
+case("hardtanh", "hardtanh", lambda x: F.hardtanh(x, -0.5, 0.8), lambda rng: rng.choice([-1, 1], (3, 4)) * rng.uniform(
+    0.6, 0.7, (3, 4)) + rng.choice([0.0, 0.1], (3, 4)))  # inside and outside, never within eps of a limit
 case("silu", "silu", F.silu, randn(3, 4))
 case("elu", "elu", lambda x: F.elu(x, 0.5), away_from_zero(3, 4))
 case("softplus", "softplus-beta-threshold", lambda x: F.softplus(x, 2.0, 2.0), lambda rng: rng.uniform(-3, 3, (3, 4)))
