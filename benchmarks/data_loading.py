@@ -4,7 +4,7 @@
 
 Loads shuffled MNIST training batches through `utils.data.DataLoader` over
 `vision.datasets.MNIST(transform=Compose([ToTensor(), Normalize(...)]))`, two ways: the vectorised path
-(the dataset's `get_batch`, what the loader uses by default) and the per-sample path (forced by a custom
+(the dataset's `__getbatch__`, what the loader uses by default) and the per-sample path (forced by a custom
 `collate_fn`, as any per-sample transform would be). Both are timed per batch over whole epochs, interleaved
 with single-process LeNet-5 training steps (Adam, cross-entropy) on the same batch size; each row gives the
 median over the rounds.

@@ -208,7 +208,7 @@ def test_generator_drives_shuffle_and_leaves_the_library_generator_alone() -> No
 
 
 def test_vectorised_batches_equal_item_by_item() -> None:
-    """A custom collate_fn disables get_batch: both paths must give the same batches."""
+    """A custom collate_fn disables __getbatch__: both paths must give the same batches."""
     ds = rows(11)
     sub = Subset(ds, [10, 3, 3, 7, 0, -1])
     for dataset in (ds, sub):

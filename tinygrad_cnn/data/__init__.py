@@ -1,4 +1,7 @@
-"""Datasets and batching: verified MNIST loading and a numpy DataLoader."""
+"""Datasets and batching: verified MNIST loading and a numpy DataLoader.
+
+PyTorch's API over the same files is `tinygrad_cnn.utils.data` with `tinygrad_cnn.vision.datasets.MNIST`.
+"""
 
 from tinygrad_cnn.data.loader import DataLoader
 from tinygrad_cnn.data.mnist import (

@@ -93,7 +93,7 @@ class MNIST(Dataset):
             target = self.target_transform(target)
         return img, target
 
-    def get_batch(self, indices: np.ndarray) -> list[Tensor] | Any:
+    def __getbatch__(self, indices: np.ndarray) -> list[Tensor] | Any:
         """``[images, labels]`` for the samples at ``indices`` (int array (B,)) in one step, as collating
         ``self[i]`` one by one gives; ``NotImplemented`` when a transform must run sample by sample."""
         transform = (lambda batch: batch) if self.transform is None else batch_form(self.transform)

@@ -1,7 +1,7 @@
 """``DataLoader``: batches of Tensors from a map-style dataset, with ``torch.utils.data.DataLoader``'s arguments.
 
 Each batch is fetched in one vectorised step when the loader collates with :func:`default_collate` and the
-dataset's ``get_batch`` can produce it (:class:`TensorDataset`, ``vision.datasets.MNIST`` with
+dataset's ``__getbatch__`` can produce it (:class:`TensorDataset`, ``vision.datasets.MNIST`` with
 ``Compose(ToTensor(), Normalize(...))``, and :class:`Subset` s of those); otherwise sample by sample through
 ``dataset.__getitems__`` (if defined, as PyTorch) or ``dataset[i]``, then ``collate_fn``. Both give the same
 batch.
@@ -112,9 +112,9 @@ class DataLoader:
 
     def _fetch(self, indices: list[int]) -> Any:
         """The batch of the samples at ``indices``: vectorised if the dataset can, else item by item."""
-        get_batch = getattr(self.dataset, "get_batch", None)
-        if self.collate_fn is default_collate and get_batch is not None:
-            batch = get_batch(np.asarray(indices, dtype=np.int64).reshape(-1))
+        fetch_batch = getattr(self.dataset, "__getbatch__", None)
+        if self.collate_fn is default_collate and fetch_batch is not None:
+            batch = fetch_batch(np.asarray(indices, dtype=np.int64).reshape(-1))
             if batch is not NotImplemented:
                 return batch
         get_items = getattr(self.dataset, "__getitems__", None)

@@ -1,10 +1,12 @@
 """Map-style datasets (``dataset[i]`` and ``len(dataset)``), as in ``torch.utils.data``.
 
-Besides ``__getitem__``, a dataset may offer ``get_batch(indices)``: the batch that
+Besides ``__getitem__``, a dataset may offer ``__getbatch__(indices)``: the batch that
 ``default_collate([dataset[i] for i in indices])`` would give, computed in one vectorised step.
 :class:`DataLoader` uses it when it collates with :func:`default_collate`; returning ``NotImplemented``
 (as :class:`Dataset` does) makes it fetch the samples one by one. A subclass that overrides ``__getitem__``
-is always read item by item, so ``get_batch`` never bypasses a user's own ``__getitem__``.
+is always read item by item, so ``__getbatch__`` never bypasses a user's own ``__getitem__``. The name is
+this library's, in the manner of PyTorch's ``__getitems__``: a dunder cannot clash with a method a user's
+dataset already has.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ class Dataset:
     def __add__(self, other: Dataset) -> ConcatDataset:
         return ConcatDataset([self, other])
 
-    def get_batch(self, indices: np.ndarray) -> Any:
+    def __getbatch__(self, indices: np.ndarray) -> Any:
         """The collated batch of the samples at ``indices`` (int array of shape (B,)), or ``NotImplemented``
         to be read item by item (the default)."""
         return NotImplemented
@@ -69,7 +71,7 @@ class TensorDataset(Dataset):
     def __len__(self) -> int:
         return self.tensors[0].shape[0]
 
-    def get_batch(self, indices: np.ndarray) -> list[Tensor] | Any:
+    def __getbatch__(self, indices: np.ndarray) -> list[Tensor] | Any:
         """One Tensor per tensor of the dataset, each of shape (B, *row shape): a copy of its rows ``indices``."""
         if not _own_getitem(self, TensorDataset):
             return NotImplemented
@@ -91,13 +93,13 @@ class Subset(Dataset):
     def __len__(self) -> int:
         return len(self.indices)
 
-    def get_batch(self, indices: np.ndarray) -> Any:
-        """The underlying dataset's ``get_batch`` at the mapped indices, if it has one."""
-        get_batch = getattr(self.dataset, "get_batch", None)
-        if get_batch is None or not _own_getitem(self, Subset):
+    def __getbatch__(self, indices: np.ndarray) -> Any:
+        """The underlying dataset's ``__getbatch__`` at the mapped indices, if it has one."""
+        fetch_batch = getattr(self.dataset, "__getbatch__", None)
+        if fetch_batch is None or not _own_getitem(self, Subset):
             return NotImplemented
         check_indices("Subset", indices, len(self))
-        return get_batch(self._index_array[indices])
+        return fetch_batch(self._index_array[indices])
 
 
 class ConcatDataset(Dataset):
