@@ -49,7 +49,8 @@ def test_committed_without_outputs() -> None:
     nb = json.loads(LESSONS.read_text())
     code = [c for c in nb["cells"] if c["cell_type"] == "code"]
     assert code
-    assert all(c["outputs"] == [] and c["execution_count"] is None for c in code)
+    assert all(c["outputs"] == [] and c["execution_count"] is None for c in code), (
+        f"clear the outputs before committing: jupyter nbconvert --clear-output --inplace {LESSONS}")
 
 
 def _text(output: dict) -> str:
