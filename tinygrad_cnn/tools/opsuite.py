@@ -146,10 +146,10 @@ for key, (name, fn) in MOVEMENT.items():
     case(name, key, fn, randn(2, 3, 4))
 case("expand", "expand-row", lambda x: x.expand(3, 4), randn(1, 4))
 case("expand", "expand-new-axes", lambda x: x.expand(2, 3, 4), randn(4))
-
 case("expand", "expand-minus-one", lambda x: x.expand(2, -1, 4), randn(3, 1))
 case("squeeze", "squeeze-all", lambda x: x.squeeze(), randn(1, 3, 1, 4))
 case("t", "t", lambda x: x.t(), randn(3, 4))
+
 INDICES = {
     "slices": (slice(1, None), slice(None, None, 2)),
     "negative-step": slice(None, None, -1),
@@ -337,32 +337,6 @@ case("index_add", "index_add-repeats", lambda g: IndexAdd.apply(g, index=np.arra
      randn(3, 3))
 case("index_add", "index_add-slice", lambda g: IndexAdd.apply(g, index=(slice(1, 3),), shape=(4, 3)), randn(2, 3))
 
-OPS = list(dict.fromkeys(c.op for c in CASES))  # in catalogue order
-
-
-def quick(cases: list[Case]) -> list[Case]:
-    """The first configuration of each op."""
-    first: dict[str, Case] = {}
-    for c in cases:
-        first.setdefault(c.op, c)
-    return list(first.values())
-
-
-@dataclass(frozen=True)
-class CaseResult:
-    case: Case
-    first: list[InputError]             # gradcheck: one entry per input
-    second: list[InputError]            # gradgradcheck: per input, then per output weighting
-
-    @property
-    def passed(self) -> bool:
-        return all(e.passed for e in self.first + self.second)
-
-
-def run_case(case: Case) -> CaseResult:
-    """gradcheck and gradgradcheck of one case, with the error numbers they judge."""
-    return CaseResult(case, gradient_errors(case.fn, case.leaves(), **case.tolerances),
-                      second_order_errors(case.fn, case.leaves(), **case.tolerances))
 # ---- Tensor API: elementwise functions, selection, reductions over dim, joining and splitting -------------------
 case("sigmoid", "sigmoid-method", lambda x: x.sigmoid(), randn(3, 4))
 case("tanh", "tanh-method", lambda x: x.tanh(), randn(3, 4))
@@ -403,6 +377,20 @@ for name in ("var", "std"):
     case(name, f"{name}-dim0-keepdim-unbiased-false", lambda x, n=name: getattr(x, n)(0, unbiased=False, keepdim=True),
          randn(3, 4))
     case(name, f"{name}-correction-2", lambda x, n=name: getattr(x, n)(dim=(0, 2), correction=2), randn(3, 4, 2))
+def with_zeros(*shape: int, zeros: int) -> Draw:
+    """randn with `zeros` elements set to 0: where the gradient of a product needs the product of the others."""
+    def draw(rng: np.random.Generator) -> np.ndarray:
+        x = rng.standard_normal(shape)
+        x.flat[rng.choice(x.size, zeros, replace=False)] = 0.0
+        return x
+    return draw
+
+
+case("prod", "prod-all", lambda x: x.prod(), randn(2, 3))
+case("prod", "prod-dim1", lambda x: x.prod(1), randn(2, 3, 2))
+case("prod", "prod-dims-keepdim", lambda x: x.prod(axis=(0, 2), keepdims=True), randn(2, 3, 2))
+case("prod", "prod-one-zero", lambda x: x.prod(1), with_zeros(3, 4, zeros=1))
+case("prod", "prod-two-zeros", lambda x: x.prod(), with_zeros(2, 3, zeros=2))
 case("cumsum", "cumsum-dim0", lambda x: x.cumsum(0), randn(3, 4))
 case("cumsum", "cumsum-last-dim", lambda x: x.cumsum(-1), randn(2, 3, 4))
 case("flip", "flip", lambda x: x.flip(0, 2), randn(2, 3, 4))
@@ -435,17 +423,29 @@ case("gather", "gather-dim1", lambda x: x.gather(1, GATHER_INDEX), randn(2, 3))
 case("gather", "gather-dim0", lambda x: x.gather(0, GATHER_INDEX[:, :3]), randn(3, 3))
 case("index_select", "index_select", lambda x: x.index_select(1, np.array([2, 0, 2])), randn(2, 3))
 
-def with_zeros(*shape: int, zeros: int) -> Draw:
-    """randn with `zeros` elements set to 0: where the gradient of a product needs the product of the others."""
-    def draw(rng: np.random.Generator) -> np.ndarray:
-        x = rng.standard_normal(shape)
-        x.flat[rng.choice(x.size, zeros, replace=False)] = 0.0
-        return x
-    return draw
+OPS = list(dict.fromkeys(c.op for c in CASES))  # in catalogue order
 
 
-case("prod", "prod-all", lambda x: x.prod(), randn(2, 3))
-case("prod", "prod-dim1", lambda x: x.prod(1), randn(2, 3, 2))
-case("prod", "prod-dims-keepdim", lambda x: x.prod(axis=(0, 2), keepdims=True), randn(2, 3, 2))
-case("prod", "prod-one-zero", lambda x: x.prod(1), with_zeros(3, 4, zeros=1))
-case("prod", "prod-two-zeros", lambda x: x.prod(), with_zeros(2, 3, zeros=2))
+def quick(cases: list[Case]) -> list[Case]:
+    """The first configuration of each op."""
+    first: dict[str, Case] = {}
+    for c in cases:
+        first.setdefault(c.op, c)
+    return list(first.values())
+
+
+@dataclass(frozen=True)
+class CaseResult:
+    case: Case
+    first: list[InputError]             # gradcheck: one entry per input
+    second: list[InputError]            # gradgradcheck: per input, then per output weighting
+
+    @property
+    def passed(self) -> bool:
+        return all(e.passed for e in self.first + self.second)
+
+
+def run_case(case: Case) -> CaseResult:
+    """gradcheck and gradgradcheck of one case, with the error numbers they judge."""
+    return CaseResult(case, gradient_errors(case.fn, case.leaves(), **case.tolerances),
+                      second_order_errors(case.fn, case.leaves(), **case.tolerances))
