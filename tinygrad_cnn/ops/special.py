@@ -18,7 +18,8 @@ class Erf(Function):
     @staticmethod
     def forward(ctx: Context, x: np.ndarray) -> np.ndarray:
         ctx.save_for_backward(x)
-        return _erf(x.astype(np.float64)).astype(x.dtype)   # (x.shape), computed in float64
+        # computed in float64; asarray, as frompyfunc gives a Python float for a 0-d input
+        return np.asarray(_erf(x.astype(np.float64)), dtype=x.dtype)   # (x.shape)
 
     @staticmethod
     def backward(ctx: Context, grad: Tensor) -> Tensor:
