@@ -373,7 +373,7 @@ def run_benchmarks(repeats: int = 15, quick: bool = False, tuned_malloc: bool = 
                            times[1] if torch_ok else None, note=note))
     if rss_probe and sys.platform == "linux":
         progress("memory, each framework in its own process")
-        report.rows += memory_rows(tuned_malloc, processes, torch_ok, 100 if quick else 1000)
+        report.rows += memory_rows(tuned_malloc, processes, torch_ok, 200 if quick else 1000)
     return report
 
 
