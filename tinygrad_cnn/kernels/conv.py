@@ -88,9 +88,9 @@ def _plan_and_parts(shape: ConvShape, n: int, dtype: np.dtype) -> tuple[ConvPlan
 
 def _columns(x: np.ndarray, s: ConvShape, p: ConvPlan) -> tuple[np.ndarray, int]:
     """A chunk's input windows, one column per output pixel, (B, C, H, W) -> (B, G, CKK, Ho*Wc), and Wc.
-    Wc is Wo, or with flat shifts the padded width Wp: each
-    kernel offset's columns are then one contiguous run of the flattened padded input, and the Wp - Wo
-    extra columns of each row are junk that the caller crops (forward) or multiplies by zero (dW)."""
+    Wc is Wo, or with flat shifts the padded width Wp: each kernel offset's columns are then one
+    contiguous run of the flattened padded input, and the Wp - Wo extra columns of each row are junk
+    that the caller crops (forward) or multiplies by zero (dW)."""
     b, c = x.shape[:2]
     (ho, wo), (kh, kw), (dh, dw) = s.out_hw, s.kernel, s.dilation
     if p.flat:
