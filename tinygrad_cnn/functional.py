@@ -19,7 +19,7 @@ import numpy as np
 
 from . import rng
 from .autograd import Tensor
-from .ops import AvgPool2d, Conv2d, Conv2dInputGrad, Erf, MaxPool2d
+from .ops import AvgPool2d, BinaryCrossEntropy, Conv2d, Conv2dInputGrad, Erf, MaxPool2d
 from .ops.conv import conv_out_size
 
 IntOrPair = int | tuple[int, int]
@@ -453,9 +453,11 @@ def hardtanh(input: Tensor, min_val: float = -1.0, max_val: float = 1.0, inplace
     _check_float(x, "hardtanh")
     if min_val > max_val:
         raise ValueError(f"hardtanh: min_val ({min_val}) cannot be greater than max_val ({max_val})")
-    inside = (x.data > min_val) & (x.data < max_val)                              # (x.shape) constant
-    limits = np.where(x.data <= min_val, x.dtype.type(min_val), x.dtype.type(max_val)) * ~inside
-    return x * _constant(inside.astype(x.dtype)) + _constant(limits.astype(x.dtype))
+    below, above = x.data <= min_val, x.data >= max_val                         # (x.shape) constant
+    limits = _constant(np.where(below, x.dtype.type(min_val), x.dtype.type(max_val)))
+    # selected, not masked by multiplication (inf * 0 would be NaN); NaN is neither below nor above: it
+    # passes, with its gradient, as in PyTorch
+    return x.where(~(below | above), limits)
 
 
 def relu6(input: Tensor, inplace: bool = False) -> Tensor:  # noqa: A002
@@ -467,6 +469,8 @@ def silu(input: Tensor, inplace: bool = False) -> Tensor:  # noqa: A002
     """x * sigmoid(x) (also called swish)."""
     x = _as_tensor(input)
     _check_float(x, "silu")
+    if x.dtype == np.float16:  # in float32, rounded once (PyTorch's opmath)
+        return silu(x.float()).half()
     return x * x.sigmoid()
 
 
@@ -474,9 +478,12 @@ def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:  # 
     """x where x > 0, alpha (exp(x) - 1) elsewhere (the exponential only of the non-positive elements)."""
     x = _as_tensor(input)
     _check_float(x, "elu")
+    if x.dtype == np.float16:  # in float32, rounded once (PyTorch's opmath)
+        return elu(x.float(), alpha).half()
     negative = x.data <= 0                                                        # (x.shape) constant branches
-    grows = (x * _constant(negative.astype(x.dtype))).exp() - 1.0                 # exp(x) - 1, or 0 where x > 0
-    return x * _constant((~negative).astype(x.dtype)) + grows * _constant((alpha * negative).astype(x.dtype))
+    # selected, not masked by multiplication (inf * 0 would be NaN); exp of the non-positive part only
+    grows = (x.where(negative, 0.0).exp() - 1.0) * alpha                          # alpha (exp(x) - 1), 0 where x > 0
+    return x.where(~negative, grows)
 
 
 def _softplus(z: Tensor) -> Tensor:
@@ -484,18 +491,21 @@ def _softplus(z: Tensor) -> Tensor:
     and z >= 0 counted as positive, so the gradient at 0 is sigmoid(0) = 1/2 (the kinks do not cancel)."""
     positive = z.data >= 0
     magnitude = z * _constant(np.where(positive, z.dtype.type(1), z.dtype.type(-1)))  # |z|
-    return z * _constant(positive.astype(z.dtype)) + ((-magnitude).exp() + 1.0).log()
+    # max(z, 0) selected, not masked by multiplication (-inf * 0 would be NaN)
+    return z.where(positive, 0.0) + ((-magnitude).exp() + 1.0).log()
 
 
 def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:  # noqa: A002
     """log(1 + exp(beta x)) / beta, and x itself where beta x > threshold (as PyTorch)."""
     x = _as_tensor(input)
     _check_float(x, "softplus")
+    if x.dtype == np.float16:  # in float32, rounded once (PyTorch's opmath): float16 steps lost 18 %
+        return softplus(x.float(), beta, threshold).half()
     linear = x.data * beta > threshold                                            # (x.shape) constant
     smooth = _softplus(x * beta) / beta if beta != 1 else _softplus(x)
     if not linear.any():
         return smooth
-    return x * _constant(linear.astype(x.dtype)) + smooth * _constant((~linear).astype(x.dtype))
+    return x.where(linear, smooth)                                                # selected: inf * 0 would be NaN
 
 
 def one_hot(tensor: Any, num_classes: int = -1) -> Tensor:
@@ -880,9 +890,7 @@ def binary_cross_entropy(input: Tensor, target: Any, weight: Tensor | None = Non
     y = _binary_target(op, p, target)
     if p.data.size and (p.data.min() < 0 or p.data.max() > 1):
         raise RuntimeError(f"{op}: all elements of input should be between 0 and 1")
-    with np.errstate(divide="ignore"):  # log(0) = -inf, then clamped
-        loss = -(y * p.log().clamp(min=-100.0) + (1.0 - y) * (1.0 - p).log().clamp(min=-100.0))
-    return _weighted(op, loss, weight, reduction)
+    return _weighted(op, BinaryCrossEntropy.apply(p, y), weight, reduction)  # PyTorch's VJP, finite at 0 and 1
 
 
 def binary_cross_entropy_with_logits(input: Tensor, target: Any, weight: Tensor | None = None,  # noqa: A002
