@@ -439,3 +439,15 @@ def test_workers_exit_with_the_interpreter_without_close() -> None:
             return
         time.sleep(0.05)
     pytest.fail(f"worker {pid} outlived its parent")
+
+
+def test_batch_norm_in_training_mode_is_refused_before_any_work() -> None:
+    model = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.ReLU(), nn.Linear(4, 2))
+    x, y = np.ones((8, 3), dtype=np.float32), np.zeros(8, dtype=np.int64)
+    with DataParallel(model, lambda a, b: F.cross_entropy(model(Tensor(a)), b), processes=2) as dp:
+        with pytest.raises(RuntimeError, match=r"layer '1' \(BatchNorm1d\) uses batch statistics"):
+            dp.value_and_grad(x, y)
+        assert all(p.grad is None for p in model.parameters())
+        model.eval()  # running statistics only: the split changes nothing
+        dp.value_and_grad(x, y)
+        assert all(p.grad is not None for p in model.parameters())

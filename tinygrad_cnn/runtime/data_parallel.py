@@ -48,7 +48,7 @@ import numpy as np
 from .. import rng
 from ..autograd import Tensor, grad
 from ..functional import positive_int
-from ..nn import Module
+from ..nn import BatchNorm1d, BatchNorm2d, Module
 from . import threads as parallel
 
 # After finishing its slice each side polls its pipe for this long before sleeping in the kernel: the
@@ -246,6 +246,8 @@ class DataParallel:
         self._check_parameters()
         n = len(arrays[0])
         ours, *theirs = parallel.even_slices(n, min(self.processes, n))
+        if theirs:
+            self._check_no_batch_statistics()
         workers = self._start_workers(arrays, theirs)
         try:
             modes = self.model.modes()
@@ -278,6 +280,16 @@ class DataParallel:
         if len(now) != len(self.model.params) or any(a is not b for a, b in zip(now, self.model.params)):
             raise RuntimeError(f"DataParallel: the model's parameters changed since it was made ({len(now)} now, "
                                f"{len(self.model.params)} then, or some replaced); make a new DataParallel")
+
+    def _check_no_batch_statistics(self) -> None:
+        # BatchNorm in training mode normalises by its slice's statistics and updates running statistics from
+        # them: split over processes, the gradient would differ from one process's and each worker's running
+        # statistics would be lost. Refuse rather than train differently in silence.
+        for name, module in self.module.named_modules():
+            if isinstance(module, (BatchNorm1d, BatchNorm2d)) and module.training:
+                raise RuntimeError(f"DataParallel: layer {name or type(module).__name__!r} "
+                                   f"({type(module).__name__}) uses batch statistics in training mode, which a "
+                                   "split batch would change; train it with processes=1 (or call .eval() on it)")
 
     def _start_workers(self, arrays: list[np.ndarray], parts: list[slice]) -> list[_Worker]:
         """Workers for `parts`: the running ones, or new ones when the step does not fit them."""
