@@ -333,3 +333,22 @@ def test_odd_arrays_round_trip_bit_exactly(name: str, suffix: str, tmp_path) -> 
     assert back.shape == array.shape
     assert back.dtype.newbyteorder("=") == native
     assert back.astype(native).tobytes() == np.ascontiguousarray(array, dtype=native).tobytes()
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("beta", [1.0, 0.5, 0.0])
+def test_smooth_l1_loss_of_huge_and_infinite_errors_matches_pytorch(beta: float, dtype) -> None:
+    """The quadratic branch was masked by multiplication: an infinite error, or 1e30 in float32 (squared to
+    inf), times its 0 mask gave NaN where PyTorch gives the linear branch's value."""
+    x = np.array([-np.inf, -1e30, -1.0, 0.0, 0.2, 1.0, 1e30, np.inf, np.nan], dtype)
+    y = np.array([0.0, 1.0, 0.0, 1.0, 0.5, 1.0, 0.0, 1.0, 0.0], dtype)
+    ox, tx = Tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")
+        oy = F.smooth_l1_loss(ox, Tensor(y), reduction="none", beta=beta)
+        ty = TF.smooth_l1_loss(tx, torch.tensor(y), reduction="none", beta=beta)
+        oy.sum().backward()
+        ty.sum().backward()
+    np.testing.assert_allclose(oy.data, ty.detach().numpy(), rtol=1e-6, equal_nan=True)
+    finite = ~np.isnan(x)  # at a NaN error the gradient is a convention (PyTorch NaN, ours |x|'s 0)
+    np.testing.assert_allclose(ox.grad.data[finite], tx.grad.numpy()[finite], rtol=1e-6)

@@ -852,8 +852,9 @@ def smooth_l1_loss(input: Tensor, target: Any, size_average: bool | None = None,
         inside = np.abs(d.data) < beta                                            # (d.shape) constant branches
         if not inside.any():
             return d.abs() - 0.5 * beta
-        return d * d * _constant((inside * (0.5 / beta)).astype(d.dtype)) + \
-            (d.abs() - 0.5 * beta) * _constant((~inside).astype(d.dtype))
+        # selected, not masked by multiplication: d * d of a huge or infinite d times 0 would be NaN
+        small = d.where(inside, 0.0)
+        return (small * small * (0.5 / beta)).where(inside, d.abs() - 0.5 * beta)
 
     return _pointwise_loss("smooth_l1_loss", input, target, reduction, None, distance)
 
