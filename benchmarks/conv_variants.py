@@ -1,15 +1,17 @@
 """The conv kernel levers of issue 16, each timed against the kernel the library chose, in one process.
 
-    python benchmarks/conv_variants.py
+    python benchmarks/conv_variants.py [--forwards-only]
 
 On the CIFAR-style network's 3x3 layers (batch 64, padding 1): forward + dW + dx of `kernels.conv` with
-each plan forced (flat shifts or window views, chunk sizes), on our threads or BLAS's;
-and two forward kernels the library does not use: Winograd F(2x2, 3x3) and nine shifted GEMMs without
-im2col. Every variant is checked against the reference kernel first; times are interleaved medians.
+each plan forced (flat shifts or window views, chunk sizes), on our threads or BLAS's; and, on one
+core each, two forward kernels the library does not use: Winograd F(2x2, 3x3) and nine shifted GEMMs
+without im2col (`--forwards-only`: just those). Every variant is checked against the reference kernel
+first; times are interleaved medians.
 """
 
 from __future__ import annotations
 
+import argparse
 import functools
 from collections.abc import Callable
 
@@ -98,7 +100,7 @@ def shifted_gemms_forward(x: np.ndarray, w: np.ndarray) -> np.ndarray:
     return acc.reshape(n, -1, h, wp)[..., :wd]
 
 
-def measure_layer(c: int, o: int, size: int) -> None:
+def measure_layer(c: int, o: int, size: int, plans: bool = True) -> None:
     rng = np.random.default_rng(0)
     x = rng.standard_normal((64, c, size, size), dtype=np.float32)
     w = rng.standard_normal((o, c, 3, 3), dtype=np.float32)
@@ -114,26 +116,37 @@ def measure_layer(c: int, o: int, size: int) -> None:
                 on_threads(with_plan(conv.ConvPlan(images, flat), three_kernels(x, w, g)), ours=2)
     ref = reference.conv2d(x, w, None, *PARAMS)
     alternatives = {"Winograd F(2x2,3x3)": winograd_forward, "nine shifted GEMMs": shifted_gemms_forward}
-    forwards = {"chosen, our 2 threads": on_threads(functools.partial(conv.conv2d, x, w, None, *PARAMS), ours=2)}
+    # One core each (our threads off, OpenBLAS pinned to one thread): the algorithms, not the threading.
+    forwards = {"chosen": functools.partial(conv.conv2d, x, w, None, *PARAMS)}
     for name, forward in alternatives.items():
         np.testing.assert_allclose(forward(x, w), ref, rtol=1e-3, atol=1e-3)
-        forwards[f"{name}, BLAS's 2 threads"] = on_threads(functools.partial(forward, x, w), ours=1)
+        forwards[name] = functools.partial(forward, x, w)
     flops = 2 * 64 * o * size * size * c * 9
     print(f"\nconv {c}->{o}, {size}x{size}, 3x3 pad 1, batch 64: forward + dW + dx ({3 * flops / 1e9:.2f} GFLOP)")
-    times = interleaved_medians(list(variants.values()), repeats=5, inner=3, pause=0.1, warmup=1, settle=1)
-    for name, t in sorted(zip(variants, times), key=lambda nt: nt[1]):
-        print(f"  {t * 1e3:8.2f} ms  {3 * flops / t / 1e9:5.0f} GFLOP/s  {name}")
-    times = interleaved_medians(list(forwards.values()), repeats=5, inner=3, pause=0.1, warmup=1, settle=1)
+    if plans:
+        times = interleaved_medians(list(variants.values()), repeats=5, inner=3, pause=0.1, warmup=1, settle=1)
+        for name, t in sorted(zip(variants, times), key=lambda nt: nt[1]):
+            print(f"  {t * 1e3:8.2f} ms  {3 * flops / t / 1e9:5.0f} GFLOP/s  {name}")
+    threads.set_num_threads(1)
+    pinned = threads.pin_blas("conv_variants")
+    try:
+        times = interleaved_medians(list(forwards.values()), repeats=5, inner=3, pause=0.1, warmup=1, settle=1)
+    finally:
+        threads.unpin_blas("conv_variants")
     for name, t in zip(forwards, times):
-        print(f"  {t * 1e3:8.2f} ms  {flops / t / 1e9:5.0f} GFLOP/s  forward alone: {name}")
+        core = "one core" if pinned else "one thread, BLAS not pinned"
+        print(f"  {t * 1e3:8.2f} ms  {flops / t / 1e9:5.0f} GFLOP/s  forward alone, {core}: {name}")
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--forwards-only", action="store_true", help="only the one-core forward comparison")
+    args = parser.parse_args()
     tune_malloc()
     freeze_gc()
     print(f"numpy's BLAS: {threads.blas_description()}")
     for layer in LAYERS:
-        measure_layer(*layer)
+        measure_layer(*layer, plans=not args.forwards_only)
     threads.set_num_threads(1)
 
 
