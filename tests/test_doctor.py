@@ -25,7 +25,7 @@ from tinygrad_cnn import (
     no_grad,
     ops,
 )
-from tinygrad_cnn.autograd import Observer, observe
+from tinygrad_cnn.hooks import Observer, observe
 from tinygrad_cnn.tools.doctor import AnomalyError, record_sites
 from tinygrad_cnn.tools.record import record, site_of
 

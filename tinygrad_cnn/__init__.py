@@ -4,17 +4,20 @@
     import tinygrad_cnn.functional as F
 """
 
-import sys
+import sys  # noqa: I001  (the imports below are in dependency order, not sorted)
 
-from .autograd import (Config, Context, Function, Observer, Tensor, enable_grad, grad, is_grad_enabled, no_grad,
-                       observe, set_grad_enabled, using_config)
-from . import tensor_methods  # noqa: I001, F401  (attaches the operators and methods to Tensor before anything uses them)
+# The order matters: the engine, then the Tensor front that attaches the operators and methods to Tensor,
+# then everything that uses them.
+from .autograd import (Config, Context, Function, Tensor, enable_grad, grad, inference_mode,
+                       is_grad_enabled, no_grad, set_grad_enabled, using_config)
+from . import tensor_methods  # noqa: F401
 from .devices import accelerator, backends, cuda, device
-from .tensor_methods import FUNCTIONS, Size, cat, concat, concatenate, stack, where
 from .factories import (arange, as_tensor, bool_, double, empty, empty_like, eye, float16, float32, float64,
                         from_numpy, full, full_like, get_default_dtype, half, int8, int16, int32, int64, is_tensor,
                         linspace, long, numel, ones, ones_like, rand, rand_like, randint, randn, randn_like, randperm,
                         short, tensor, uint8, zeros, zeros_like)
+from .hooks import Observer, observe
+from .tensor_methods import FUNCTIONS, Size, cat, concat, concatenate, stack, where
 from . import functional, nn, optim, viz
 from .rng import Generator, initial_seed, manual_seed, seed
 from .runtime import data_parallel, threads
@@ -36,7 +39,8 @@ globals().update({"float": float32, "int": int32, "bool": bool_})
 globals().update(FUNCTIONS)  # tinygrad_cnn.flatten(x, 1), .max(x, 1), .sum, ...: the function forms of methods
 
 __all__ = ["CheckpointError", "Config", "Context", "Function", "GradcheckError", "Observer", "Tensor", "check_graph",
-           "detect_anomaly", "enable_grad", "functional", "grad", "gradcheck", "gradgradcheck", "is_grad_enabled",
+           "detect_anomaly", "enable_grad", "functional", "grad", "gradcheck", "gradgradcheck", "inference_mode",
+           "is_grad_enabled",
            "load", "manual_seed", "nn", "no_grad", "observe", "optim", "parallel", "save", "set_grad_enabled", "tensor",
            "using_config", "viz",
            "accelerator", "arange", "as_tensor", "backends", "cuda", "device", "double", "empty", "empty_like", "eye",

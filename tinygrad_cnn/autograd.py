@@ -4,11 +4,8 @@ A `Tensor` wraps an `np.ndarray`. Calling a `Function` on tensors runs its numpy
 grad mode is on and an input requires grad, leaves a `Context` on the result: the function, its inputs
 and what its `backward` (the vector-Jacobian product, VJP) needs. `backward()` walks these contexts
 from the output in reverse topological order. VJPs are written with Tensor ops, so running them with
-grad mode on (`create_graph=True`) records the backward pass as a graph of its own.
-
-This module is only the engine. The Tensor's operators and methods (`+`, `.sum()`, `.reshape()`, ...)
-are attached by `tensor_methods.py`, on top of the primitives in `ops/`; tools watch the engine through
-`Observer`s.
+grad mode on (`create_graph=True`) records the backward pass as a graph of its own. The Tensor's
+operators and methods are attached by `tensor_methods.py`; tools watch the engine through `hooks.py`.
 """
 
 from __future__ import annotations
@@ -29,7 +26,7 @@ class _Config(threading.local):
 
     enable_grad = True  # off inside `no_grad()`: ops record nothing
     in_backward = False  # on while VJPs run: their ops are the engine's, not the user's
-    observers: tuple[Observer, ...] = ()  # see `observe()`; empty costs one test per op
+    observers: tuple = ()  # `hooks.Observer`s, attached by `hooks.observe()`; empty costs one test per op
 
 
 Config = _Config()
@@ -63,44 +60,19 @@ def set_grad_enabled(mode: bool) -> contextlib.AbstractContextManager:
     return using_config(enable_grad=bool(mode))
 
 
+def inference_mode(mode: bool = True) -> contextlib.AbstractContextManager:
+    """`torch.inference_mode`: here the same as `no_grad()` (there is no cheaper mode to switch to)."""
+    return using_config(enable_grad=not mode)
+
+
 def is_grad_enabled() -> bool:
     return Config.enable_grad
 
 
-class Observer:
-    """Watches the engine: the gradient doctor, anomaly detection and graph drawing are observers.
-
-    Override what you need; attach with `with observe(obs):` (per thread). Every method is called
-    with the engine's own objects, which an observer must not modify.
-    """
-
-    def forward(self, ctx: Context, output: np.ndarray) -> None:
-        """After each op's forward, recorded or not (`ctx.recorded` tells which)."""
-
-    def backward(self, ctx: Context, grad: Tensor, input_grads: tuple[Tensor | None, ...]) -> None:
-        """After each VJP: `grad` reached the op's output, `input_grads` are what the VJP returned."""
-
-    def enter_module(self, module: Any) -> None:
-        """Before an `nn.Module`'s forward runs (modules are nested: enter/exit come in pairs)."""
-
-    def exit_module(self, module: Any) -> None:
-        """After the module's forward returned or raised."""
-
-
-@contextlib.contextmanager
-def observe(*observers: Observer) -> Iterator[None]:
-    """Attach observers to the engine for the duration of a `with` block, in this thread."""
-    with using_config(observers=Config.observers + observers):
-        yield
-
-
 class Context:
     """What one op application leaves in the graph: its function, inputs, attributes and saved arrays.
-
-    Arrays a `forward` stores on the context (via `save_for_backward`, or as attributes) are freed after
-    `backward` unless `retain_graph=True`; the function, inputs and attributes stay, so a graph can
-    still be drawn or checked after backward.
-    """
+    What forward saved (`save_for_backward`, or attributes) is freed by `backward` unless `retain_graph`;
+    the function, inputs and attributes stay, so a graph can still be checked or drawn afterwards."""
 
     __slots__ = ("fn", "inputs", "attrs", "saved", "needs_input_grad", "saved_refs", "saved_versions", "output",
                  "freed", "__dict__", "__weakref__")
@@ -287,8 +259,7 @@ class Tensor:
         return out
 
     def _bump_version(self) -> None:
-        """Record an in-place change, so a backward that saved this tensor (or a view of it) refuses a stale
-        value."""
+        """Record an in-place change: a backward that saved this tensor (or a view of it) refuses it."""
         self._version_owner()._version += 1
 
     def _version_owner(self) -> Tensor:

@@ -31,7 +31,8 @@ from typing import Any
 import numpy as np
 
 from .. import nn
-from ..autograd import Context, Observer, Tensor, enable_grad, observe
+from ..autograd import Context, Tensor, enable_grad
+from ..hooks import Observer, observe
 from ..nn.normalization import _BatchNorm
 from ..serialization.files import write_atomically
 from ..tools.record import user_site

@@ -27,7 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from ..autograd import Config, Context, Tensor, enable_grad, grad, no_grad, observe, using_config
+from ..autograd import Config, Context, Tensor, enable_grad, grad, no_grad, using_config
+from ..hooks import observe
 from .gradcheck import relative_error
 from .record import Recorder, module_of, site_of, user_site
 

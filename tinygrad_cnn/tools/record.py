@@ -23,7 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from ..autograd import Context, Observer, Tensor, observe
+from ..autograd import Context, Tensor
+from ..hooks import Observer, observe
 
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 
