@@ -427,7 +427,7 @@ def run_model_benchmarks(model: str, repeats: int = 15, quick: bool = False, tun
     parallel.set_num_threads(threads)
     if sys.platform == "linux":
         progress(f"peak memory of a {model} batch-{memory_batch} step, each framework in its own process")
-        steps = min(steps, 10) if quick else steps
+        steps = min(steps, 5) if quick else steps
 
         def peak_mib(framework: str) -> float:
             probe = step_memory(framework, memory_batch, steps, tuned_malloc, model=model, momentum=momentum)
