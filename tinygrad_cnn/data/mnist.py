@@ -9,7 +9,6 @@ accepted while a truncated or corrupted one is rejected with an
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import http.client
 import math
@@ -106,14 +105,32 @@ def _fmt_shape(shape: Sequence[int]) -> str:
     return "x".join(str(d) for d in shape)
 
 
+def _declared_size(head: bytes) -> int:
+    """Bytes of IDX content that the header at the start of ``head`` declares (len(head) while the header is
+    incomplete or not an IDX header: `_parse_idx` then reports what is wrong with it)."""
+    if len(head) < 4 or head[2] not in _IDX_DTYPES or len(head) < 4 + 4 * head[3]:
+        return len(head)
+    shape = [int.from_bytes(head[4 + 4 * i: 8 + 4 * i], "big") for i in range(head[3])]
+    return 4 + 4 * head[3] + math.prod(shape) * np.dtype(_IDX_DTYPES[head[2]]).itemsize
+
+
 def _decompress(data: bytes, source: str) -> bytes:
-    """Gunzip ``data`` if it is gzip (IDX content starts with two zero bytes)."""
+    """Gunzip ``data`` if it is gzip (IDX content starts with two zero bytes), never past the size its IDX
+    header declares: a small crafted file must not expand into gigabytes before it is refused."""
     if not data.startswith(_GZIP_MAGIC):
         return data
+    stream = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)  # the gzip container
     try:
-        return gzip.decompress(data)
-    except (OSError, EOFError, zlib.error) as exc:
+        out = stream.decompress(data, 4 + 4 * 255)  # room for the longest IDX header
+        limit = _declared_size(out)
+        out += stream.decompress(stream.unconsumed_tail, max(limit - len(out), 0) + 1)
+    except zlib.error as exc:
         raise MNISTError(f"{source}: truncated or corrupted gzip data ({exc})") from exc
+    if len(out) > limit or stream.unconsumed_tail or stream.unused_data:
+        raise MNISTError(f"{source}: the gzip data holds more than the {limit} bytes its IDX header declares")
+    if not stream.eof:
+        raise MNISTError(f"{source}: truncated or corrupted gzip data (the compressed stream ends early)")
+    return out
 
 
 def _parse_idx(
