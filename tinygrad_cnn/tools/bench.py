@@ -63,8 +63,8 @@ def _fmt(value: float, unit: str = "s") -> str:
     return f"{value * 1e3:.2f} ms" if value < 10 else f"{value:.1f} s"
 
 
-# --quick: 3 timed blocks of 5 calls, 2 untimed calls before each.
-QUICK_BLOCKS = {"repeats": 3, "inner": 5, "settle": 2}
+# --quick: 3 timed blocks of 3 calls, 1 untimed call before each.
+QUICK_BLOCKS = {"repeats": 3, "inner": 3, "settle": 1}
 
 
 def interleaved_medians(fns: list[Callable[[], object]], repeats: int, inner: int = 20, pause: float = 0.3,
