@@ -86,16 +86,16 @@ class Context:
         self.output = weakref.ref(output)  # weak: the output owns its context, not the other way round
         # Which saved arrays are an input's or the output's data: those come back as that very Tensor
         # (keeping the VJP connected to the graph) and their version is checked at unpack time.
-        refs, versions = [], []
+        refs, versions, out = [], [], output._data
         for arr in self.saved:
             for i, a in enumerate(self.inputs):
-                if isinstance(a, Tensor) and a.data is arr:
+                if isinstance(a, Tensor) and a._data is arr:
                     refs.append(i)
-                    versions.append(a._version_owner()._version)
+                    versions.append((a if a._base is None else a._base)._version)  # a._version_owner()'s, inlined
                     break
             else:
-                refs.append(-1 if arr is output.data else None)
-                versions.append(0 if arr is output.data else None)
+                refs.append(-1 if arr is out else None)
+                versions.append(0 if arr is out else None)
         self.saved_refs, self.saved_versions = refs, versions
 
     @property

@@ -70,7 +70,12 @@ def _binary(op: type[Function], reflected: bool = False) -> Callable[[Tensor, An
     true_divide = op is ops.Div
 
     def method(self: Tensor, other: Any) -> Tensor:
-        if self._data.dtype == np.float16 and isinstance(other, (int, float)) and not isinstance(other, bool):
+        dtype = self._data.dtype
+        if (type(other) is float or type(other) is int) and (dtype == np.float32 or dtype == np.float64):
+            # the most common case, first: the number takes the tensor's dtype (PyTorch's rule)
+            number = Tensor._make(np.array(other, dtype=dtype))
+            return op.apply(number, self) if reflected else op.apply(self, number)
+        if dtype == np.float16 and isinstance(other, (int, float)) and not isinstance(other, bool):
             # PyTorch's opmath: a float16 tensor meets a Python number in float32, rounded once; rounding the
             # number to float16 first makes x * 1e5 inf for x = 0.5 and x * 1e-8 zero
             return method(self.float(), other).half()
