@@ -18,7 +18,7 @@ from .factories import (arange, as_tensor, bool_, double, empty, empty_like, eye
                         short, tensor, uint8, zeros, zeros_like)
 from .hooks import Observer, observe
 from .tensor_methods import FUNCTIONS, Size, cat, concat, concatenate, stack, where
-from . import functional, nn, optim, utils, viz
+from . import functional, nn, optim, utils, viz  # noqa: F401  (utils: torch.utils.data after `import tinygrad_cnn as torch`)
 from .rng import Generator, initial_seed, manual_seed, seed
 from .runtime import data_parallel, threads
 from .serialization import CheckpointError, load, save

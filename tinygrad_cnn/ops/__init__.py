@@ -1,7 +1,23 @@
 """The primitive ops: the only functions with hand-written VJPs. Everything else is composed of them."""
 
-from .arithmetic import (Add, Cast, Div, Exp, Expand, Log, MatMul, Max, Mul, Neg, Pow, Relu, Sub, Sum, TensorPow,
-                         unbroadcast)
+from .arithmetic import (
+                         Add,
+                         Cast,
+                         Div,
+                         Exp,
+                         Expand,
+                         Log,
+                         MatMul,
+                         Max,
+                         Mul,
+                         Neg,
+                         Pow,
+                         Relu,
+                         Sub,
+                         Sum,
+                         TensorPow,
+                         unbroadcast,
+)
 from .conv import Conv2d, Conv2dInputGrad, Conv2dWeightGrad
 from .elementwise import Sigmoid, Tanh, Where
 from .movement import Cat, Getitem, IndexAdd, Pad, Permute, Reshape
