@@ -60,7 +60,9 @@ def _operands(a: Tensor, b: Any, true_divide: bool = False) -> tuple[Tensor, Ten
     if isinstance(b, Tensor) and a._data.dtype == b._data.dtype and not (true_divide and a.dtype.kind != "f"):
         return a, b  # the common case, first
     number = isinstance(b, (bool, int, float, np.bool_, np.number))
-    dtype = result_type(a, b if number else lift(a, b))
+    if not number:
+        b = lift(a, b)  # an array or nested list keeps its own dtype; a number's depends on a
+    dtype = result_type(a, b)
     if true_divide and dtype.kind != "f":
         dtype = np.dtype(np.float32)  # int / int is a float division, as in PyTorch
     return a.astype(dtype), lift(a, b).astype(dtype)
@@ -82,18 +84,6 @@ def _binary(op: type[Function], reflected: bool = False) -> Callable[[Tensor, An
         a, b = _operands(self, other, true_divide)
         return op.apply(b, a) if reflected else op.apply(a, b)
 
-    return method
-
-
-def _comparison(compare: np.ufunc) -> Callable[[Tensor, Any], Tensor]:
-    """An elementwise comparison: a bool Tensor, outside the graph (it has no gradient)."""
-    def method(self: Tensor, other: Any) -> Tensor:
-        other = other._data if isinstance(other, Tensor) else np.asarray(other)
-        try:
-            return Tensor._make(np.asarray(compare(self._data, other)))
-        except ValueError as e:
-            raise ValueError(f"{compare.__name__}: shapes {self.shape} and {other.shape} do not broadcast "
-                             f"({e})") from None
     return method
 
 
@@ -145,58 +135,45 @@ class TensorMethods:
     device = property(lambda self: devices.CPU)
     is_cuda = False
 
-
     def size(self, dim: int | None = None) -> Size | int:
         """The shape as a `Size` (a tuple), or the length of dimension `dim` (PyTorch's `size()`)."""
         if dim is None:
             return Size(self._data.shape)
         return self._data.shape[_dim(dim, self.ndim, "size")]
 
-
     def numel(self) -> int:
         return int(self._data.size)
 
-
     nelement = numel
-
 
     def dim(self) -> int:
         return self._data.ndim
 
-
     ndimension = dim
-
 
     def is_floating_point(self) -> bool:
         return self._data.dtype.kind == "f"
 
-
     def element_size(self) -> int:
         return self._data.itemsize
 
-
     def numpy(self) -> np.ndarray:
         return self._data
-
 
     def item(self) -> float | int | bool:
         if self._data.size != 1:
             raise ValueError(f"item: only a one-element tensor converts to a Python number, got shape {self.shape}")
         return self._data.item()
 
-
     def tolist(self) -> Any:
         """The values as (nested lists of) Python numbers; a 0-d tensor gives a number."""
         return self._data.tolist()
 
-
     def __float__(self) -> float:
         return float(_one_element(self, "float"))
 
-
     def __int__(self) -> int:
         return int(_one_element(self, "int"))
-
 
     def __index__(self) -> int:
         if self._data.dtype.kind not in "iu" or self._data.size != 1:
@@ -204,12 +181,10 @@ class TensorMethods:
                             f"{self.dtype} tensor of shape {self.shape}")
         return int(self._data.item())
 
-
     def __len__(self) -> int:
         if self._data.ndim == 0:
             raise TypeError("len() of a 0-d tensor")
         return len(self._data)
-
 
     def __repr__(self) -> str:
         body = np.array2string(self._data, separator=", ", prefix="Tensor(", threshold=50)
@@ -217,13 +192,11 @@ class TensorMethods:
             ", requires_grad=True" if self.requires_grad else "")
         return f"Tensor({body}, dtype={self.dtype}{extra})"
 
-
     def __iter__(self) -> Any:
         """The sub-tensors along the first dimension (PyTorch refuses to iterate a 0-d tensor)."""
         if self._data.ndim == 0:
             raise TypeError("iteration over a 0-d tensor")
         return (self[i] for i in range(len(self._data)))
-
 
     def __contains__(self, element: Any) -> bool:
         """`element in t`: whether any element equals it."""
@@ -231,13 +204,11 @@ class TensorMethods:
             raise RuntimeError(f"Tensor.__contains__ only supports a Tensor or a number, got {type(element).__name__}")
         return bool(np.any(self._data == _array(element)))
 
-
     def __format__(self, spec: str) -> str:
         """f"{loss:.4f}" for a 0-d tensor formats its value, as in PyTorch."""
         if self._data.ndim == 0:
             return format(self._data.item(), spec)
         return object.__format__(self, spec)
-
 
     def contiguous(self, memory_format: Any = None) -> Tensor:
         """This tensor if its memory is in row-major order, else a row-major copy (in the graph)."""
@@ -245,14 +216,11 @@ class TensorMethods:
             return self
         return self.reshape(self._data.size).reshape(self.shape)  # flattening copies into row-major order
 
-
     def is_contiguous(self, memory_format: Any = None) -> bool:
         return bool(self._data.flags.c_contiguous)
 
-
     def pin_memory(self) -> Tensor:
         return self
-
 
     def astype(self, dtype: Any) -> Tensor:
         """This tensor in `dtype` (itself if it already is). Float to float is differentiable; a cast to an
@@ -264,16 +232,13 @@ class TensorMethods:
             return ops.Cast.apply(self, dtype=dtype)
         return Tensor._make(self._data.astype(dtype))
 
-
     # x.float(), x.long(), ...: PyTorch's cast methods
     float, double, half = _cast_to(np.float32), _cast_to(np.float64), _cast_to(np.float16)
     long, int, short, byte, bool = (_cast_to(np.int64), _cast_to(np.int32), _cast_to(np.int16), _cast_to(np.uint8),
                                     _cast_to(np.bool_))
 
-
     def type_as(self, other: Tensor) -> Tensor:
         return self.astype(other.dtype)
-
 
     def to(self, *args: Any, **kwargs: Any) -> Tensor:
         """`to(dtype)`, `to(device)`, `to(device, dtype)`, `to(other_tensor)`, keywords `dtype`, `device`,
@@ -283,21 +248,17 @@ class TensorMethods:
         out = self if dtype is None else self.astype(dtype)
         return out.clone() if copy and out is self else out
 
-
     def cpu(self) -> Tensor:
         return self
-
 
     def cuda(self, device: Any = None, non_blocking: bool = False) -> Tensor:
         devices.resolve("cuda" if device is None else device if isinstance(device, (str, devices.device))
                         else devices.device("cuda", device), "cuda")
         return self
 
-
     def clone(self, *, memory_format: Any = None) -> Tensor:
         """A copy with its own memory, in the graph (its gradient is the identity)."""
         return ops.Cast.apply(self, dtype=self._data.dtype)
-
 
     def requires_grad_(self, requires_grad: bool = True) -> Tensor:
         """Set `requires_grad` in place (leaves only, floating point only) and return the tensor."""
@@ -310,102 +271,78 @@ class TensorMethods:
         self.requires_grad = bool(requires_grad)
         return self
 
-
     def new_tensor(self, data: Any, *, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
         return factories.tensor(data, dtype=dtype or self.dtype, device=device, requires_grad=requires_grad)
-
 
     def new_zeros(self, *size: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
         return factories.zeros(*size, dtype=dtype or self.dtype, device=device, requires_grad=requires_grad)
 
-
     def new_ones(self, *size: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
         return factories.ones(*size, dtype=dtype or self.dtype, device=device, requires_grad=requires_grad)
-
 
     def new_empty(self, *size: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
         return factories.empty(*size, dtype=dtype or self.dtype, device=device, requires_grad=requires_grad)
 
-
     def new_full(self, size: Sequence[int], fill_value: Any, *, dtype: Any = None, device: Any = None,
                  requires_grad: bool = False) -> Tensor:
         return factories.full(size, fill_value, dtype=dtype or self.dtype, device=device, requires_grad=requires_grad)
-
 
     # ---- comparisons: elementwise, bool results, never differentiated -------------------------------------
     # The operators (==, <, ...) route here. NaN compares as in IEEE (and PyTorch): unequal to everything.
     def eq(self, other: Any) -> Tensor:
         return _compare(self, other, np.equal, "eq")
 
-
     def ne(self, other: Any) -> Tensor:
         return _compare(self, other, np.not_equal, "ne")
-
 
     def lt(self, other: Any) -> Tensor:
         return _compare(self, other, np.less, "lt")
 
-
     def le(self, other: Any) -> Tensor:
         return _compare(self, other, np.less_equal, "le")
-
 
     def gt(self, other: Any) -> Tensor:
         return _compare(self, other, np.greater, "gt")
 
-
     def ge(self, other: Any) -> Tensor:
         return _compare(self, other, np.greater_equal, "ge")
-
 
     def logical_and(self, other: Any) -> Tensor:
         return _compare(self, other, np.logical_and, "logical_and")
 
-
     def logical_or(self, other: Any) -> Tensor:
         return _compare(self, other, np.logical_or, "logical_or")
-
 
     def logical_xor(self, other: Any) -> Tensor:
         return _compare(self, other, np.logical_xor, "logical_xor")
 
-
     logical_not, isnan, isinf, isfinite = (_outside_graph(np.logical_not), _outside_graph(np.isnan),
                                            _outside_graph(np.isinf), _outside_graph(np.isfinite))
-
 
     # ~, &, |, ^: bitwise on bool and integer tensors (masks), as PyTorch; refused on floats
     def __invert__(self) -> Tensor:
         return _bitwise(self, None, np.invert, "bitwise_not")
 
-
     def __and__(self, other: Any) -> Tensor:
         return _bitwise(self, other, np.bitwise_and, "bitwise_and")
-
 
     def __or__(self, other: Any) -> Tensor:
         return _bitwise(self, other, np.bitwise_or, "bitwise_or")
 
-
     def __xor__(self, other: Any) -> Tensor:
         return _bitwise(self, other, np.bitwise_xor, "bitwise_xor")
 
-
     __rand__, __ror__, __rxor__ = __and__, __or__, __xor__
-
 
     # ---- arithmetic operators ----------------------------------------------------------------------------
     def __neg__(self) -> Tensor:
         return ops.Neg.apply(self)
 
-
     def __matmul__(self, other: Any) -> Tensor:
         return self.matmul(lift(self, other))
 
-
     def __rmatmul__(self, other: Any) -> Tensor:
         return lift(self, other).matmul(self)
-
 
     def __pow__(self, exponent: Any) -> Tensor:
         if isinstance(exponent, (int, float, np.number)) and not isinstance(exponent, (bool, np.bool_)):
@@ -413,10 +350,8 @@ class TensorMethods:
             return ops.Pow.apply(x, exponent=exponent.item() if isinstance(exponent, np.number) else exponent)
         return ops.TensorPow.apply(*_operands(self, exponent))
 
-
     def __rpow__(self, base: Any) -> Tensor:
         return ops.TensorPow.apply(*reversed(_operands(self, base)))
-
 
     def __bool__(self) -> bool:
         if self._data.size != 1:
@@ -424,58 +359,44 @@ class TensorMethods:
                                f"{self.shape}) is ambiguous; use .any() or .all()")
         return bool(self._data.item())
 
-
     def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
         return self._data if dtype is None else self._data.astype(dtype, copy=False)
 
-
     __hash__ = object.__hash__  # identity, as in PyTorch: == compares elementwise
-
 
     def __getitem__(self, index: Any) -> Tensor:
         return ops.Getitem.apply(self, index=_plain_index(index))
 
-
     def exp(self) -> Tensor:
         return ops.Exp.apply(self)
-
 
     def log(self) -> Tensor:
         return ops.Log.apply(self)
 
-
     def relu(self) -> Tensor:
         return ops.Relu.apply(self)
-
 
     # ---- elementwise functions -------------------------------------------------------------------------------
     def sigmoid(self) -> Tensor:
         return ops.Sigmoid.apply(_floating(self))
 
-
     def tanh(self) -> Tensor:
         return ops.Tanh.apply(_floating(self))
-
 
     def abs(self) -> Tensor:
         """|x| = relu(x) + relu(-x): its gradient at 0 is 0, as PyTorch's sign(x)."""
         return ops.Relu.apply(self) + ops.Relu.apply(-self)
 
-
     __abs__ = abs
-
 
     def sqrt(self) -> Tensor:
         return _floating(self) ** 0.5
 
-
     def rsqrt(self) -> Tensor:
         return _floating(self) ** -0.5
 
-
     def square(self) -> Tensor:
         return self * self
-
 
     def clamp(self, min: Any = None, max: Any = None) -> Tensor:
         """Each element limited to [min, max] (numbers or tensors, broadcast); the gradient passes where
@@ -489,22 +410,17 @@ class TensorMethods:
             out = where(_lt(max, out), max, out)
         return out
 
-
     clip = clamp
-
 
     def clamp_min(self, min: Any) -> Tensor:
         return self.clamp(min=min)
 
-
     def clamp_max(self, max: Any) -> Tensor:
         return self.clamp(max=max)
-
 
     def where(self, condition: Any, other: Any) -> Tensor:
         """`self` where `condition` holds, else `other` (torch's `x.where(cond, y)`)."""
         return where(condition, self, other)
-
 
     def masked_fill(self, mask: Any, value: Any) -> Tensor:
         """`value` where `mask` is True, else this tensor's elements."""
@@ -520,28 +436,22 @@ class TensorMethods:
             raise RuntimeError(f"masked_fill: mask of shape {m.shape} does not broadcast to shape {self.shape}")
         return out
 
-
     def maximum(self, other: Any) -> Tensor:
         """Elementwise maximum; ties split the gradient equally, NaN propagates (as PyTorch)."""
         return _extremum(self, other, "maximum")
 
-
     def minimum(self, other: Any) -> Tensor:
         return _extremum(self, other, "minimum")
-
 
     # named arithmetic (torch.add, x.pow(2), ...): the operators, with PyTorch's extra arguments
     def add(self, other: Any, *, alpha: Any = 1) -> Tensor:
         return self + (other * alpha if alpha != 1 else other)
 
-
     def sub(self, other: Any, *, alpha: Any = 1) -> Tensor:
         return self - (other * alpha if alpha != 1 else other)
 
-
     def mul(self, other: Any) -> Tensor:
         return self * other
-
 
     def div(self, other: Any, *, rounding_mode: str | None = None) -> Tensor:
         """self / other; rounding_mode 'trunc' or 'floor' rounds the quotient (no gradient, as its
@@ -559,32 +469,25 @@ class TensorMethods:
             quotient = np.true_divide(a._data, b._data)
         return Tensor._make(np.asarray((np.floor if rounding_mode == "floor" else np.trunc)(quotient)))
 
-
     def pow(self, exponent: Any) -> Tensor:
         return self ** exponent
-
 
     def neg(self) -> Tensor:
         return -self
 
-
     def reciprocal(self) -> Tensor:
         return 1.0 / _floating(self)
-
 
     # rounding and sign: their derivative is 0 almost everywhere, so their results leave the graph
     def sign(self) -> Tensor:
         """-1, 0 or 1 (0 for NaN, as PyTorch)."""
         return Tensor._make(np.asarray(np.nan_to_num(np.sign(self._data), nan=0.0)))
 
-
     floor, ceil, trunc = _outside_graph(np.floor), _outside_graph(np.ceil), _outside_graph(np.trunc)
-
 
     def round(self, *, decimals: int = 0) -> Tensor:
         """Half to even, as PyTorch (and numpy)."""
         return Tensor._make(np.asarray(np.round(self._data, decimals)))
-
 
     def nan_to_num(self, nan: float = 0.0, posinf: float | None = None, neginf: float | None = None) -> Tensor:
         """NaN, inf and -inf replaced (by 0 and the dtype's largest and smallest values by default). The
@@ -592,7 +495,6 @@ class TensorMethods:
         finite = np.isfinite(self._data)
         fill = np.nan_to_num(self._data, nan=nan, posinf=posinf, neginf=neginf)
         return where(finite, self, Tensor._make(fill))
-
 
     # ---- reductions: PyTorch's dim/keepdim, numpy's axis/keepdims beside them ---------------------------------
     def sum(self, dim: Any = None, keepdim: bool = False, *, dtype: Any = None, axis: Any = None,
@@ -602,7 +504,6 @@ class TensorMethods:
         if x._data.dtype.kind != "f":  # integers and bools sum to int64 (no gradient), as in PyTorch
             return Tensor._make(np.asarray(x._data.sum(axis=axes, keepdims=keep, dtype=np.int64)))
         return ops.Sum.apply(x, axis=axes, keepdims=keep)
-
 
     def mean(self, dim: Any = None, keepdim: bool = False, *, dtype: Any = None, axis: Any = None,
              keepdims: bool | None = None) -> Tensor:
@@ -616,7 +517,6 @@ class TensorMethods:
         count = math.prod(x.shape[a] for a in axes)
         return x.sum(axes, keep) / count
 
-
     def prod(self, dim: Any = None, keepdim: bool = False, *, dtype: Any = None, axis: Any = None,
              keepdims: bool | None = None) -> Tensor:
         """The product over `dim` (all elements by default); its gradient is exact where elements are 0."""
@@ -625,7 +525,6 @@ class TensorMethods:
         if x._data.dtype.kind != "f":  # integers and bools multiply to int64 (no gradient), as in PyTorch
             return Tensor._make(np.asarray(x._data.prod(axis=axes, keepdims=keep, dtype=np.int64)))
         return ops.Prod.apply(x, axis=axes, keepdims=keep)
-
 
     def var(self, dim: Any = None, unbiased: bool | None = None, keepdim: bool = False, *,
             correction: float | None = None, axis: Any = None, keepdims: bool | None = None) -> Tensor:
@@ -644,7 +543,6 @@ class TensorMethods:
         count = math.prod(x.shape[a] for a in axes)
         return (centred * centred).sum(axes, keep) / builtins.max(0, count - c)
 
-
     def std(self, dim: Any = None, unbiased: bool | None = None, keepdim: bool = False, *,
             correction: float | None = None, axis: Any = None, keepdims: bool | None = None) -> Tensor:
         """The square root of var; its gradient is zero where the variance is zero (as PyTorch), not
@@ -653,13 +551,11 @@ class TensorMethods:
         nonzero = v != 0  # NaN stays NaN
         return where(nonzero, where(nonzero, v, 1.0).sqrt(), 0.0)
 
-
     def amax(self, dim: Any = (), keepdim: bool = False, *, axis: Any = None, keepdims: bool | None = None) -> Tensor:
         """Maximum over `dim` (all dimensions by default); the gradient is shared equally among ties."""
         axes, keep = _reduce_args(self, None if dim == () else dim, keepdim, axis, keepdims, "amax")
         _check_not_empty(self, axes, "amax")
         return ops.Max.apply(self, axis=axes, keepdims=keep)
-
 
     def amin(self, dim: Any = (), keepdim: bool = False, *, axis: Any = None, keepdims: bool | None = None) -> Tensor:
         axes, keep = _reduce_args(self, None if dim == () else dim, keepdim, axis, keepdims, "amin")
@@ -667,7 +563,6 @@ class TensorMethods:
         if self._data.dtype.kind != "f":
             return Tensor._make(np.asarray(self._data.min(axis=axes, keepdims=keep)))
         return -ops.Max.apply(-self, axis=axes, keepdims=keep)
-
 
     def max(self, dim: Any = None, keepdim: bool = False, *, axis: Any = None, keepdims: bool | None = None) -> Any:
         """`max()`: the largest element (ties share the gradient). `max(dim)`: a (values, indices) named
@@ -679,7 +574,6 @@ class TensorMethods:
             return self.amax(axis if axis is not None else (), keepdim if keepdims is None else keepdims)
         return _max_with_indices(self, dim, keepdim, "max")
 
-
     def min(self, dim: Any = None, keepdim: bool = False, *, axis: Any = None, keepdims: bool | None = None) -> Any:
         """As `max`, for the smallest elements."""
         if isinstance(dim, Tensor):
@@ -688,25 +582,20 @@ class TensorMethods:
             return self.amin(axis if axis is not None else (), keepdim if keepdims is None else keepdims)
         return _max_with_indices(self, dim, keepdim, "min")
 
-
     def argmax(self, dim: int | None = None, keepdim: bool = False) -> Tensor:
         """The index (int64) of the first largest element over `dim`, or in the flattened tensor."""
         return _arg_extremum(self, dim, keepdim, np.argmax, "argmax")
 
-
     def argmin(self, dim: int | None = None, keepdim: bool = False) -> Tensor:
         return _arg_extremum(self, dim, keepdim, np.argmin, "argmin")
-
 
     def all(self, dim: Any = None, keepdim: bool = False) -> Tensor:
         axes, keep = _reduce_args(self, dim, keepdim, None, None, "all")
         return Tensor._make(np.asarray(self._data.all(axis=axes, keepdims=keep)))
 
-
     def any(self, dim: Any = None, keepdim: bool = False) -> Tensor:
         axes, keep = _reduce_args(self, dim, keepdim, None, None, "any")
         return Tensor._make(np.asarray(self._data.any(axis=axes, keepdims=keep)))
-
 
     def norm(self, p: Any = "fro", dim: Any = None, keepdim: bool = False, dtype: Any = None) -> Tensor:
         """The vector p-norm over `dim` (all elements by default): p = 2/'fro', 1, inf, -inf or any number.
@@ -734,7 +623,6 @@ class TensorMethods:
         positive = s != 0
         return where(positive, where(positive, s, 1.0) ** (1 / p), 0.0)
 
-
     def cumsum(self, dim: int, *, dtype: Any = None) -> Tensor:
         """Running sums along `dim`; integers and bools accumulate in int64, as in PyTorch."""
         x = self if dtype is None else self.astype(dtype)
@@ -745,7 +633,6 @@ class TensorMethods:
             return Tensor._make(np.cumsum(x._data, axis=d, dtype=np.int64))
         return ops.Cumsum.apply(x, axis=d)
 
-
     def sort(self, dim: int = -1, descending: bool = False, stable: bool = False) -> Any:
         """(values, indices) sorted along `dim`, ties in their original order and NaN as the largest value,
         as PyTorch on the CPU; the values' gradient goes back to where each came from."""
@@ -755,10 +642,8 @@ class TensorMethods:
         idx = _sort_order(self._data, d, bool(descending))
         return SortResult(self[_along(idx, d)], Tensor._make(idx))
 
-
     def argsort(self, dim: int = -1, descending: bool = False, stable: bool = False) -> Tensor:
         return self.sort(dim, descending, stable).indices
-
 
     def topk(self, k: int, dim: int = -1, largest: bool = True, sorted: bool = True) -> Any:
         """The k largest (or smallest) elements along `dim` and their indices, largest first."""
@@ -771,7 +656,6 @@ class TensorMethods:
         idx = np.take(_sort_order(self._data, d, bool(largest)), np.arange(int(k)), axis=d)
         return TopkResult(self[_along(idx, d)], Tensor._make(idx))
 
-
     def logsumexp(self, dim: Any, keepdim: bool = False) -> Tensor:
         """log(sum(exp(x))) over `dim`, shifted by the maximum so that large values do not overflow."""
         axes, keep = _reduce_args(self, dim, keepdim, None, None, "logsumexp")
@@ -780,7 +664,6 @@ class TensorMethods:
         shift = np.where(np.isfinite(shift), shift, 0).astype(x.dtype)  # a constant: no gradient needed
         out = (x - shift).exp().sum(axes, keepdim=True).log() + shift
         return out if keep else out.squeeze(axes)
-
 
     def log_softmax(self, dim: int | None = None, dtype: Any = None, *, axis: int | None = None) -> Tensor:
         (d,) = _reduce_args(self, -1 if dim is None and axis is None else dim, False, axis, None, "log_softmax")[0]
@@ -791,12 +674,10 @@ class TensorMethods:
         shifted = x - x._data.max(axis=d, keepdims=True, initial=-np.inf)
         return shifted - shifted.exp().sum(d, keepdim=True).log()
 
-
     def softmax(self, dim: int | None = None, dtype: Any = None, *, axis: int | None = None) -> Tensor:
         if (self.dtype if dtype is None else np.dtype(dtype)) == np.float16:  # exp of a float16 log: 0.4 % off
             return self.float().softmax(dim, dtype and np.float32, axis=axis).half()
         return self.log_softmax(dim, dtype, axis=axis).exp()
-
 
     # ---- shape and movement ----------------------------------------------------------------------------------
     def expand(self, *sizes: int) -> Tensor:
@@ -815,10 +696,8 @@ class TensorMethods:
                              "grow") from None
         return self if shape == self.shape else ops.Expand.apply(self, shape=shape)
 
-
     def expand_as(self, other: Tensor) -> Tensor:
         return self.expand(other.shape)
-
 
     def reshape(self, *shape: int) -> Tensor:
         shape = _shape_arg(shape)
@@ -834,21 +713,17 @@ class TensorMethods:
             return self
         return ops.Reshape.apply(self, shape=shape)
 
-
     def view(self, *shape: int) -> Tensor:
         """`reshape`: a view of the same memory here whenever numpy can make one (never an error)."""
         if len(shape) == 1 and not isinstance(shape[0], (int, np.integer, tuple, list)):
             raise TypeError(f"view: expected a shape, got {shape[0]!r} (view(dtype) is not supported)")
         return self.reshape(*shape)
 
-
     def view_as(self, other: Tensor) -> Tensor:
         return self.reshape(other.shape)
 
-
     def reshape_as(self, other: Tensor) -> Tensor:
         return self.reshape(other.shape)
-
 
     def flatten(self, start_dim: int = 0, end_dim: int = -1) -> Tensor:
         """Dimensions start_dim..end_dim merged into one (all of them by default, as PyTorch's method;
@@ -861,17 +736,14 @@ class TensorMethods:
         # the size, not -1: a -1 is ambiguous for an empty batch (N = 0)
         return self.reshape(*self.shape[:start], math.prod(self.shape[start:end + 1]), *self.shape[end + 1:])
 
-
     def unflatten(self, dim: int, sizes: Sequence[int]) -> Tensor:
         d = _dim(dim, self.ndim, "unflatten")
         return self.reshape(*self.shape[:d], *sizes, *self.shape[d + 1:])
-
 
     def unsqueeze(self, dim: int) -> Tensor:
         """A new dimension of size 1 at `dim` (in [-ndim-1, ndim])."""
         d = _dim(dim, self.ndim + 1, "unsqueeze")
         return self.reshape(*self.shape[:d], 1, *self.shape[d:])
-
 
     def squeeze(self, dim: int | Sequence[int] | None = None) -> Tensor:
         """Dimensions of size 1 removed: all of them, or those among `dim` (others are left, as in PyTorch)."""
@@ -884,14 +756,12 @@ class TensorMethods:
         drop = {d for d in dims if self.shape[d] == 1}
         return self.reshape(*(n for i, n in enumerate(self.shape) if i not in drop))
 
-
     def permute(self, *axes: int) -> Tensor:
         axes = _shape_arg(axes)
         if (len(axes) != self.ndim or not all(-self.ndim <= a < self.ndim for a in axes)
                 or sorted(a % self.ndim for a in axes) != list(range(self.ndim))):
             raise ValueError(f"permute: {axes} is not a permutation of the {self.ndim} axes of shape {self.shape}")
         return ops.Permute.apply(self, axes=tuple(a % self.ndim for a in axes))
-
 
     def transpose(self, dim0: int = -2, dim1: int = -1) -> Tensor:
         a, b = _dim(dim0, self.ndim, "transpose"), _dim(dim1, self.ndim, "transpose")
@@ -901,13 +771,11 @@ class TensorMethods:
         axes[a], axes[b] = axes[b], axes[a]
         return self.permute(*axes)
 
-
     def t(self) -> Tensor:
         """The transpose of a matrix (a tensor of at most 2 dimensions is returned transposed)."""
         if self.ndim > 2:
             raise RuntimeError(f"t: expects a tensor with <= 2 dimensions, got shape {self.shape}; use transpose()")
         return self.transpose(0, 1) if self.ndim == 2 else self
-
 
     def repeat(self, *sizes: int) -> Tensor:
         """The tensor tiled `sizes[i]` times along each dimension (leading sizes add dimensions)."""
@@ -920,7 +788,6 @@ class TensorMethods:
         interleaved = [n for pair in zip((1,) * len(shape), shape) for n in pair]
         tiled = [n for pair in zip(sizes, shape) for n in pair]
         return self.reshape(*interleaved).expand(*tiled).reshape(*(r * n for r, n in zip(sizes, shape)))
-
 
     def split(self, split_size_or_sections: int | Sequence[int], dim: int = 0) -> tuple[Tensor, ...]:
         """Pieces along `dim`: of `split_size` each (the last may be shorter), or of the listed sizes."""
@@ -942,7 +809,6 @@ class TensorMethods:
             start += k
         return tuple(pieces)
 
-
     def chunk(self, chunks: int, dim: int = 0) -> tuple[Tensor, ...]:
         """At most `chunks` pieces of ceil(n / chunks) along `dim` (fewer when they run out, as PyTorch)."""
         if not isinstance(chunks, (int, np.integer)) or chunks <= 0:
@@ -950,11 +816,9 @@ class TensorMethods:
         n = self.shape[_dim(dim, self.ndim, "chunk")]
         return self.split(builtins.max(1, -(-n // int(chunks))), dim)
 
-
     def unbind(self, dim: int = 0) -> tuple[Tensor, ...]:
         d = _dim(dim, self.ndim, "unbind")
         return tuple(self[(slice(None),) * d + (i,)] for i in range(self.shape[d]))
-
 
     def narrow(self, dim: int, start: int, length: int) -> Tensor:
         d = _dim(dim, self.ndim, "narrow")
@@ -963,13 +827,11 @@ class TensorMethods:
             raise RuntimeError(f"narrow: start {start} + length {length} exceeds dimension {dim} of shape {self.shape}")
         return self[(slice(None),) * d + (slice(start, start + length),)]
 
-
     def index_select(self, dim: int, index: Any) -> Tensor:
         d = _dim(dim, self.ndim, "index_select")
         idx = _int_index(index, "index_select").reshape(-1)
         _check_bounds(idx, self.shape[d], "index_select")
         return self[(slice(None),) * d + (idx,)]
-
 
     def nonzero(self, *, as_tuple: bool = False) -> Any:
         """The indices of the nonzero elements: an (n, ndim) int64 tensor, or one index tensor per dimension."""
@@ -977,7 +839,6 @@ class TensorMethods:
         if as_tuple:
             return tuple(Tensor._make(i.astype(np.int64)) for i in found)
         return Tensor._make(np.stack(found, axis=1).astype(np.int64).reshape(-1, self._data.ndim))
-
 
     def unique(self, sorted: bool = True, return_inverse: bool = False, return_counts: bool = False,
                dim: int | None = None) -> Any:
@@ -992,7 +853,6 @@ class TensorMethods:
             out.append(Tensor._make(counts.astype(np.int64)))
         return out[0] if len(out) == 1 else tuple(out)
 
-
     def bincount(self, weights: Any = None, minlength: int = 0) -> Tensor:
         """How often each value 0, 1, ... occurs in a 1-D tensor of non-negative integers."""
         if self._data.dtype.kind not in "iu":  # PyTorch's class: the kernel is "not implemented" for floats
@@ -1004,7 +864,6 @@ class TensorMethods:
         counts = np.bincount(self._data, weights=w, minlength=minlength)
         return Tensor._make(counts if w is not None else counts.astype(np.int64))
 
-
     def flip(self, *dims: int) -> Tensor:
         """The order of elements reversed along `dims` (a view, as a negative-step slice)."""
         dims = _shape_arg(dims)
@@ -1014,7 +873,6 @@ class TensorMethods:
         if not flipped or self.ndim == 0:
             return self
         return self[tuple(slice(None, None, -1) if i in flipped else slice(None) for i in range(self.ndim))]
-
 
     def gather(self, dim: int, index: Any) -> Tensor:
         """out[i][j][k] = self[index[i][j][k]][j][k] for dim 0 (and so on): the gradient goes back to the
@@ -1027,7 +885,6 @@ class TensorMethods:
         _check_bounds(idx, self.shape[d], "gather")
         return self[_along(idx, d)]
 
-
     def mm(self, mat2: Tensor) -> Tensor:
         """The product of two matrices (both 2-D, no broadcasting)."""
         if self.ndim != 2 or not isinstance(mat2, Tensor) or mat2.ndim != 2:
@@ -1035,14 +892,12 @@ class TensorMethods:
                                f"{getattr(mat2, 'shape', type(mat2).__name__)}")
         return self.matmul(mat2)
 
-
     def bmm(self, mat2: Tensor) -> Tensor:
         """Batched matrix products: (b, n, m) @ (b, m, p) -> (b, n, p), no broadcasting."""
         if self.ndim != 3 or not isinstance(mat2, Tensor) or mat2.ndim != 3 or self.shape[0] != mat2.shape[0]:
             raise RuntimeError(f"bmm: expected two 3-D tensors with the same batch size, got shapes {self.shape} "
                                f"and {getattr(mat2, 'shape', type(mat2).__name__)}")
         return self.matmul(mat2)
-
 
     def matmul(self, other: Tensor) -> Tensor:
         """Batched matrix product with numpy semantics (1-D operands are promoted, then squeezed)."""
@@ -1070,7 +925,6 @@ class TensorMethods:
             out = out.reshape(*out.shape[:-1])
         return out
 
-
     def pad(self, pad_width: Sequence[tuple[int, int]] | int, value: float = 0.0) -> Tensor:
         """Constant padding, `pad_width` as for `np.pad`: one (before, after) pair per axis, or an int."""
         try:
@@ -1082,61 +936,48 @@ class TensorMethods:
             raise ValueError(f"pad: pad widths must be >= 0, got {pad_width}")
         return ops.Pad.apply(self, pad_width=tuple(map(tuple, widths.tolist())), value=value)
 
-
     # ---- in-place updates: change the memory, bump the version --------------------------------------------
     def fill_(self, value: Any) -> Tensor:
         return _write(self, _check_scalar(value, "fill_"), "fill_")
 
-
     def zero_(self) -> Tensor:
         return _write(self, 0, "zero_")
-
 
     def copy_(self, src: Any, non_blocking: bool = False) -> Tensor:
         """This tensor's elements replaced by `src`'s (broadcast to its shape, cast to its dtype)."""
         return _write(self, src._data if isinstance(src, Tensor) else np.asarray(src), "copy_")
 
-
     def add_(self, other: Any, *, alpha: Any = 1) -> Tensor:
         return _update(self, self._data + alpha * _array(other) if alpha != 1 else self._data + _array(other), "add_")
-
 
     def sub_(self, other: Any, *, alpha: Any = 1) -> Tensor:
         return _update(self, self._data - alpha * _array(other) if alpha != 1 else self._data - _array(other), "sub_")
 
-
     def mul_(self, other: Any) -> Tensor:
         return _update(self, self._data * _array(other), "mul_")
 
-
     def div_(self, other: Any) -> Tensor:
         return _update(self, self._data / _array(other), "div_")
-
 
     def clamp_(self, min: Any = None, max: Any = None) -> Tensor:
         with no_grad():  # the new values are data, never recorded
             return _update(self, self.clamp(min, max)._data, "clamp_")
 
-
     def masked_fill_(self, mask: Any, value: Any) -> Tensor:
         with no_grad():
             return _update(self, self.masked_fill(mask, value)._data, "masked_fill_")
-
 
     def uniform_(self, a: float = 0.0, b: float = 1.0) -> Tensor:
         """Fill with draws from U(a, b), from the generator `manual_seed` seeds."""
         return _write(self, rng.generator().uniform(a, b, self.shape), "uniform_")
 
-
     def normal_(self, mean: float = 0.0, std: float = 1.0) -> Tensor:
         """Fill with draws from N(mean, std^2), from the generator `manual_seed` seeds."""
         return _write(self, rng.generator().normal(mean, std, self.shape), "normal_")
 
-
     def scatter_(self, dim: int, index: Any, src: Any = None, *, value: Any = None) -> Tensor:
         """self[index[i][j]][j] = src[i][j] (for dim 0, and so on): e.g. one-hot rows with src=1.0."""
         return _scatter(self, dim, index, value if src is None else src, "scatter_", add=False)
-
 
     def scatter_add_(self, dim: int, index: Any, src: Any) -> Tensor:
         """self[index[i][j]][j] += src[i][j], repeated indices adding up."""
@@ -1525,9 +1366,8 @@ def _attach(methods: type) -> None:
         setattr(Tensor, f"__{name}__", _binary(op))
         setattr(Tensor, f"__r{name}__", _binary(op, reflected=True))
         setattr(Tensor, f"__i{name}__", _in_place(update, symbol))
-    for name, compare in (("eq", np.equal), ("ne", np.not_equal), ("lt", np.less), ("le", np.less_equal),
-                          ("gt", np.greater), ("ge", np.greater_equal)):
-        setattr(Tensor, f"__{name}__", _comparison(compare))
+    for name in ("eq", "ne", "lt", "le", "gt", "ge"):  # ==, <, ... are the comparison methods
+        setattr(Tensor, f"__{name}__", getattr(methods, name))
 
 
 _attach(TensorMethods)
