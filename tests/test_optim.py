@@ -437,6 +437,40 @@ def test_every_optimizer_matches_torch_over_50_steps(name: str, settings: dict[s
     assert ours_group == theirs_group
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("settings", [{}, {"lr": 0.5, "rho": 0.5, "eps": 1e-3, "weight_decay": 0.1, "maximize": True}])
+def test_blocked_updates_match_torch_block_by_block_and_on_threads(monkeypatch: pytest.MonkeyPatch,
+                                                                    settings: dict[str, Any], threads: int) -> None:
+    """Adadelta updates big parameters in blocks of rows spread over the threads: with 64-element blocks, a
+    (5, 29) parameter is 3 blocks (the last one partial), a transposed one is not contiguous (its blocks must
+    still be views, or the update would be lost) and a 1-d one of 130 is 3 blocks. Every element must
+    still get PyTorch's update."""
+    torch = pytest.importorskip("torch")
+    from tinygrad_cnn import parallel
+    from tinygrad_cnn.optim import optimizer as optimizer_module
+
+    monkeypatch.setattr(optimizer_module, "BLOCK", 64)
+    rng = np.random.default_rng(3)
+    arrays = [rng.standard_normal((5, 29)), rng.standard_normal((29, 5)).T, rng.standard_normal(130),
+              rng.standard_normal(7)]
+    ours_p = [Tensor(np.array(a, order="K"), requires_grad=True) for a in arrays]  # "K": the layout kept
+    assert not ours_p[1].data.flags.c_contiguous
+    theirs_p = [torch.tensor(a, requires_grad=True) for a in arrays]
+    ours, theirs = optim.Adadelta(ours_p, **settings), torch.optim.Adadelta(theirs_p, **settings)
+    parallel.set_num_threads(threads)
+    try:
+        for _ in range(10):
+            for p, tp in zip(ours_p, theirs_p):
+                g = rng.standard_normal(p.shape)
+                p.grad, tp.grad = Tensor(g), torch.tensor(g)
+            ours.step()
+            theirs.step()
+    finally:
+        parallel.set_num_threads(1)
+    for p, tp in zip(ours_p, theirs_p):
+        np.testing.assert_allclose(p.data, tp.detach().numpy(), rtol=1e-10, atol=1e-12)
+
+
 @pytest.mark.parametrize(("name", "settings"), ALL_CASES[::2], ids=ALL_IDS[::2])
 def test_float32_matches_torch(name: str, settings: dict[str, Any]) -> None:
     torch = pytest.importorskip("torch")

@@ -157,9 +157,68 @@ def test_threads_off_gives_blas_back_its_thread_count() -> None:
 
 @pytest.mark.parametrize("bad", [0, -2, 1.5, "2", True, None])
 def test_bad_thread_counts_are_refused_and_change_nothing(bad: object) -> None:
+    before = kernel_threads.get_threads()
     with pytest.raises(ValueError, match=r"set_num_threads: expected a positive int, got"):
         parallel.set_num_threads(bad)  # type: ignore[arg-type]
-    assert parallel.get_num_threads() == 1
+    assert kernel_threads.get_threads() == before
+
+
+# Run in a fresh interpreter: the default applies once per process, before anything sets a count.
+_DEFAULT_THREADS_CHILD = """
+import json, sys
+import numpy as np
+import tinygrad_cnn as torch
+import tinygrad_cnn.nn.functional as F
+from tinygrad_cnn.kernels import parallel as kernel_threads
+from tinygrad_cnn.runtime import threads
+calls = threads._blas_thread_calls()
+blas = (lambda: calls[0]()) if calls else (lambda: None)
+seen = {"blas_before": blas(), "reported": torch.get_num_threads(), "cores": threads.available_cores()}
+if sys.argv[1] == "one":
+    torch.set_num_threads(1)
+small = F.conv2d(torch.ones(1, 1, 6, 6), torch.ones(1, 1, 3, 3))
+seen["after_small"] = kernel_threads.get_threads()
+big = F.conv2d(torch.ones(64, 6, 12, 12), torch.ones(16, 6, 5, 5))
+seen.update(after_big=kernel_threads.get_threads(), blas_after=blas(), value=float(big[0, 0, 0, 0]))
+print(json.dumps(seen))
+"""
+
+
+def _default_threads_child(mode: str) -> dict:
+    import json
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", _DEFAULT_THREADS_CHILD, mode], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_the_first_big_kernel_turns_on_as_many_threads_as_cores_as_pytorch_does() -> None:
+    seen = _default_threads_child("default")
+    assert seen["reported"] == seen["cores"]  # torch.get_num_threads(): the count that will be used
+    assert seen["after_small"] is None        # importing and small kernels change nothing
+    assert seen["value"] == 150.0
+    if seen["blas_before"] is None or seen["cores"] == 1:
+        assert seen["after_big"] == 1
+    else:
+        assert seen["after_big"] == seen["cores"]
+        assert seen["blas_after"] == 1        # numpy's BLAS pinned, as set_num_threads(n > 1) does
+
+
+def test_set_num_threads_1_before_the_first_kernel_leaves_numpys_blas_alone() -> None:
+    seen = _default_threads_child("one")
+    assert seen["after_small"] == seen["after_big"] == 1
+    assert seen["blas_after"] == seen["blas_before"]
+    assert seen["value"] == 150.0
+
+
+def test_set_num_threads_is_torchs_top_level_function() -> None:
+    import tinygrad_cnn
+
+    assert tinygrad_cnn.set_num_threads is parallel.set_num_threads
+    assert tinygrad_cnn.get_num_threads is parallel.get_num_threads
 
 
 def test_the_cli_uses_the_threads_asked_for_and_leaves_them_on(monkeypatch: pytest.MonkeyPatch) -> None:

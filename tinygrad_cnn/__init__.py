@@ -21,6 +21,7 @@ from .tensor_methods import FUNCTIONS, Size, cat, concat, concatenate, stack, wh
 from . import functional, nn, optim, utils, viz  # noqa: F401  (utils: torch.utils.data after `import tinygrad_cnn as torch`)
 from .rng import Generator, initial_seed, manual_seed, seed
 from .runtime import data_parallel, threads
+from .runtime.threads import get_num_threads, set_num_threads
 from .serialization import CheckpointError, load, save
 from .tools.doctor import check_graph, detect_anomaly
 from .tools.gradcheck import GradcheckError, gradcheck, gradgradcheck
@@ -40,7 +41,7 @@ globals().update(FUNCTIONS)  # tinygrad_cnn.flatten(x, 1), .max(x, 1), .sum, ...
 
 __all__ = ["CheckpointError", "Config", "Context", "Function", "GradcheckError", "Observer", "Tensor", "check_graph",
            "detect_anomaly", "enable_grad", "functional", "grad", "gradcheck", "gradgradcheck", "inference_mode",
-           "is_grad_enabled",
+           "get_num_threads", "is_grad_enabled", "set_num_threads",
            "load", "manual_seed", "nn", "no_grad", "observe", "optim", "parallel", "save", "set_grad_enabled", "tensor",
            "using_config", "viz",
            "accelerator", "arange", "as_tensor", "backends", "cuda", "device", "double", "empty", "empty_like", "eye",

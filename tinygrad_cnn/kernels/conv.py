@@ -45,15 +45,15 @@ class ConvShape:
     dilation: Pair
     groups: int
 
-    @property
+    @functools.cached_property  # read several times per kernel call
     def out_hw(self) -> Pair:
         return out_hw(self.input_hw, self.kernel, self.stride, self.padding, self.dilation)
 
-    @property
+    @functools.cached_property  # read several times per kernel call
     def ckk(self) -> int:
         return self.channels // self.groups * self.kernel[0] * self.kernel[1]
 
-    @property
+    @functools.cached_property  # read several times per kernel call
     def pixels(self) -> int:
         return self.out_hw[0] * self.out_hw[1]
 
@@ -159,20 +159,24 @@ def conv2d_weight_grad(x: np.ndarray, g: np.ndarray, kernel_hw: Pair, stride: Pa
     n, o = g.shape[:2]
     s = ConvShape(x.shape[1], o, tuple(x.shape[2:]), tuple(kernel_hw), stride, padding, dilation, groups)
     p, parts = _plan_and_parts(s, n, np.result_type(x, g))
+    dw_t = _weight_grad_t(x, g, s, p, parts)  # (G, CKK, O/G)
+    if p.flat and not np.isfinite(dw_t).all():
+        # The junk columns are multiplied by zero: an inf/NaN input pixel there makes NaN * 0 in dW, which
+        # PyTorch (reading no junk) does not have. Checking the small result costs nothing when all is finite.
+        dw_t = _weight_grad_t(x, g, s, ConvPlan(p.chunk, flat=False), parts)
+    return dw_t.transpose(0, 2, 1).reshape(o, s.channels // groups, *s.kernel)  # (O, C/G, KH, KW)
+
+
+def _weight_grad_t(x: np.ndarray, g: np.ndarray, s: ConvShape, p: ConvPlan, parts: list[slice]) -> np.ndarray:
+    """dW^T = sum over images of cols g^T, (G, CKK, O/G): BLAS is faster with the big operand row-major."""
 
     def chunk(part: slice) -> np.ndarray:
         cols, wc = _columns(x[part], s, p)                                  # (B, G, CKK, Ho*Wc)
-        if wc != s.out_hw[1] and not np.isfinite(x[part]).all():
-            # junk columns holding inf/NaN would make NaN * 0 in dW: zero them (PyTorch never reads them)
-            cols = np.array(cols)
-            cols.reshape(*cols.shape[:3], -1, wc)[..., s.out_hw[1]:] = 0
         g_mat = _grad_matrix(g[part], s, wc)                                # (B, G, O/G, Ho*Wc)
-        # dW^T = cols g^T rather than dW = g cols^T: BLAS is faster with the big operand row-major.
         return np.matmul(cols, g_mat.transpose(0, 1, 3, 2)).sum(axis=0)    # (B, G, CKK, O/G) -> (G, CKK, O/G)
 
     dw_t = parallel.map_parts(chunk, parts)
-    dw_t = sum(dw_t[1:], dw_t[0])                                           # (G, CKK, O/G)
-    return dw_t.transpose(0, 2, 1).reshape(o, s.channels // groups, *s.kernel)  # (O, C/G, KH, KW)
+    return sum(dw_t[1:], dw_t[0])
 
 
 def conv2d_input_grad(g: np.ndarray, w: np.ndarray, input_hw: Pair, stride: Pair, padding: Pair, dilation: Pair,

@@ -5,7 +5,8 @@ batch run on separate cores. Handing work to another thread costs tens of micros
 longer the worker slept), so only kernels worth hundreds of microseconds split (`MIN_PARALLEL_MACS`).
 
 numpy only: this module knows nothing of BLAS's own threads. `tinygrad_cnn.runtime.threads.set_num_threads`
-pins OpenBLAS to one thread and then calls `set_threads` here.
+pins OpenBLAS to one thread and then calls `set_threads` here. Until something calls `set_threads`, the first
+kernel worth splitting asks `choose_default` (installed by the runtime layer) how many threads to use.
 """
 
 from __future__ import annotations
@@ -23,8 +24,16 @@ T = TypeVar("T")
 MIN_PARALLEL_MACS = 1 << 20
 
 _state = threading.local()  # .worker is True on the pool's threads: they never hand work on
-_threads = 1
+_threads: int | None = None  # None: not chosen yet
 _pool: ThreadPoolExecutor | None = None
+
+
+def _one_thread() -> None:
+    set_threads(1)
+
+
+# Called once, by the first kernel worth splitting, while no count is chosen; it must call set_threads.
+choose_default: Callable[[], None] = _one_thread
 
 
 def set_threads(n: int) -> None:
@@ -38,7 +47,8 @@ def set_threads(n: int) -> None:
     _threads = n
 
 
-def get_threads() -> int:
+def get_threads() -> int | None:
+    """The count in effect, or None while none is chosen (the default applies at the first big kernel)."""
     return _threads
 
 
@@ -48,6 +58,7 @@ def _mark_worker() -> None:
 
 def _after_fork_in_child() -> None:
     # A forked child has none of the parent's threads: work handed to the copied pool would never run.
+    # One thread, chosen: worker processes share the cores with their parent.
     global _pool, _threads
     _pool, _threads = None, 1
 
@@ -65,7 +76,12 @@ def even_slices(n: int, count: int) -> list[slice]:
 def batch_parts(n: int, chunk: int, macs: int) -> list[slice]:
     """Split a batch of n into slices of at most `chunk` items, as many per thread, when the kernel's
     `macs` (multiply-adds for the whole batch) make splitting over threads pay; else chunks only."""
-    threads = _threads if macs >= MIN_PARALLEL_MACS and not getattr(_state, "worker", False) else 1
+    if macs < MIN_PARALLEL_MACS or getattr(_state, "worker", False):
+        threads = 1
+    else:
+        if _threads is None:
+            choose_default()
+        threads = _threads
     return even_slices(n, max(1, min(n, threads * -(-n // (threads * chunk)))))  # a multiple of the threads
 
 
@@ -73,7 +89,7 @@ def map_parts(fn: Callable[[P], T], parts: Sequence[P]) -> list[T]:
     """[fn(part) for part in parts], the parts divided between the threads in contiguous runs (the
     calling thread takes the first run). Every run has finished when this returns or raises."""
     pool = _pool
-    runs = min(_threads, len(parts))
+    runs = min(_threads or 1, len(parts))
     if pool is None or runs < 2 or getattr(_state, "worker", False):
         return [fn(p) for p in parts]
     ours, *theirs = even_slices(len(parts), runs)

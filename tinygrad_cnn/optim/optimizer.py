@@ -20,7 +20,12 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..autograd import Tensor, enable_grad
+from ..kernels import parallel
 from ..nn.module import _zero_grad
+
+# An update's chain of elementwise passes runs over blocks of this many elements, so that its temporaries
+# stay in a core's cache instead of streaming parameter-sized arrays through memory (docs/performance.md).
+BLOCK = 1 << 16
 
 # Hyperparameters torch.optim added over its versions: a saved group without them takes this optimizer's value.
 _LATE_KEYS = {"maximize", "foreach", "capturable", "differentiable", "fused", "amsgrad", "decoupled_weight_decay"}
@@ -120,6 +125,18 @@ class _State(MutableMapping):
             new_p = copy.deepcopy(p, memo)
             copied._by_id[id(new_p)] = (new_p, copy.deepcopy(state, memo))
         return copied
+
+
+def for_each_block(update: Callable[..., None], *arrays: np.ndarray) -> None:
+    """update(*views) on blocks of about BLOCK elements of the arrays (all of one shape), cut along the first
+    axis (a view whatever the layout, so every write lands in the array), spread over the kernel threads."""
+    rows = arrays[0].shape[0] if arrays[0].ndim else 1
+    step = max(1, BLOCK * rows // max(1, arrays[0].size))  # rows per block
+    if step >= rows:
+        update(*arrays)
+        return
+    parallel.map_parts(lambda part: update(*(a[part] for a in arrays)),
+                       [slice(start, start + step) for start in range(0, rows, step)])
 
 
 class Optimizer:

@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..autograd import Tensor
-from .optimizer import Optimizer, check_flag, check_implementation_flags, check_real
+from .optimizer import Optimizer, check_flag, check_implementation_flags, check_real, for_each_block
 
 
 def _lerp_(start: np.ndarray, end: np.ndarray, weight: float) -> None:
@@ -99,7 +99,7 @@ class Adadelta(Optimizer):
         p = p - lr * delta
     """
 
-    n_scratch: ClassVar[int] = 2
+    n_scratch: ClassVar[int] = 3
 
     def __init__(self, params: Iterable[Tensor] | Iterable[dict[str, Any]], lr: float = 1.0, rho: float = 0.9,
                  eps: float = 1e-6, weight_decay: float = 0.0, foreach: bool | None = None, *,
@@ -123,22 +123,25 @@ class Adadelta(Optimizer):
 
     def update(self, p: np.ndarray, g: np.ndarray, state: dict[str, Any], scratch: tuple[np.ndarray, ...],
                group: dict[str, Any]) -> None:
-        a, b = scratch
-        rho, eps = group["rho"], group["eps"]
+        lr, rho, eps, weight_decay, maximize = (group[k] for k in ("lr", "rho", "eps", "weight_decay", "maximize"))
         if not state:
             state.update(step=0, square_avg=np.zeros_like(p), acc_delta=np.zeros_like(p))
         state["step"] += 1
-        if group["maximize"]:
-            g = np.negative(g, out=a)
-        if group["weight_decay"] != 0:
-            g = np.add(g, np.multiply(p, group["weight_decay"], out=b), out=a)
-        v, u = state["square_avg"], state["acc_delta"]
-        v *= rho
-        v += np.multiply(np.multiply(g, 1 - rho, out=b), g, out=b)
-        std = np.sqrt(np.add(v, eps, out=b), out=b)
-        delta = np.sqrt(u + eps)
-        delta /= std
-        delta *= g
-        u *= rho
-        u += np.multiply(np.multiply(delta, 1 - rho, out=b), delta, out=b)
-        p -= np.multiply(delta, group["lr"], out=b)
+
+        def block(p: np.ndarray, g: np.ndarray, v: np.ndarray, u: np.ndarray, a: np.ndarray, b: np.ndarray,
+                  delta: np.ndarray) -> None:
+            if maximize:
+                g = np.negative(g, out=a)
+            if weight_decay != 0:
+                g = np.add(g, np.multiply(p, weight_decay, out=b), out=a)
+            v *= rho
+            v += np.multiply(np.multiply(g, 1 - rho, out=b), g, out=b)
+            std = np.sqrt(np.add(v, eps, out=b), out=b)
+            np.sqrt(np.add(u, eps, out=delta), out=delta)
+            delta /= std
+            delta *= g
+            u *= rho
+            u += np.multiply(np.multiply(delta, 1 - rho, out=b), delta, out=b)
+            p -= np.multiply(delta, lr, out=b)
+
+        for_each_block(block, p, g, state["square_avg"], state["acc_delta"], *scratch)

@@ -1,10 +1,11 @@
 """Threads: how many the kernels split a batch over, and numpy's OpenBLAS threads beside them.
 
 The splitting itself is `tinygrad_cnn.kernels.parallel` (numpy only); this module owns the process-wide
-side of it. Off by default: one thread, and numpy's BLAS keeps its own threads. `set_num_threads(n)`
-turns it on and pins OpenBLAS to one thread: BLAS's own threads keep spinning for a while after each
-call and compete with ours (docs/performance.md measures it). That is a process-wide change, which is
-why the library never makes it on import; the `tinygrad-cnn` command does.
+side of it. As in PyTorch, the kernels use the available cores (at most 4) unless told otherwise:
+nothing changes on import, and the first kernel big enough to split calls `set_num_threads(available_cores())`.
+More than one thread pins OpenBLAS to one thread, a process-wide change: BLAS's own threads keep spinning
+for a while after each call and compete with ours (docs/performance.md measures it).
+`set_num_threads(1)` before that turns the splitting off and leaves numpy's BLAS alone.
 """
 
 from __future__ import annotations
@@ -112,7 +113,16 @@ def set_num_threads(n: int) -> int:
 
 
 def get_num_threads() -> int:
-    return kernel_threads.get_threads()
+    """The threads the big kernels use: set_num_threads' count, else the default, the available cores."""
+    chosen = kernel_threads.get_threads()
+    return available_cores() if chosen is None else chosen
+
+
+def _default_threads() -> None:
+    set_num_threads(available_cores())
+
+
+kernel_threads.choose_default = _default_threads
 
 
 def available_cores(limit: int = 4) -> int:
