@@ -112,9 +112,20 @@ POOL_CASES = [((2, 3, 8, 8), (2, 2), (2, 2), (0, 0)), ((2, 2, 7, 9), (3, 2), (2,
               ((1, 2, 9, 8), (3, 3), (1, 1), (1, 0)), ((2, 2, 6, 7), (1, 3), (2, 3), (0, 1))]
 
 
+@pytest.fixture(params=[1, 2], ids=["one-thread", "two-threads"])
+def pool_threads(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """On two threads every batch of two or more images is split (the batch parts of each thread)."""
+    monkeypatch.setattr(parallel, "MIN_PARALLEL_MACS", 0)
+    parallel.set_threads(request.param)
+    try:
+        yield
+    finally:
+        parallel.set_threads(1)
+
+
 @pytest.mark.parametrize("case", POOL_CASES, ids=str)
 @pytest.mark.parametrize("ties", [False, True], ids=["distinct", "ties"])
-def test_max_pool_kernels_match_the_reference(case: tuple, ties: bool) -> None:
+def test_max_pool_kernels_match_the_reference(case: tuple, ties: bool, pool_threads: None) -> None:
     shape, kernel, stride, padding = case
     rng = np.random.default_rng(2)
     x = rng.integers(0, 3, shape).astype(np.float64) if ties else rng.standard_normal(shape)
@@ -142,3 +153,25 @@ def test_avg_pool_kernels_match_the_reference(case: tuple, count_include_pad: bo
     np.testing.assert_allclose(pool.avg_pool2d_scatter(g, shape[2:], kernel, stride, padding, count_include_pad),
                                reference.avg_pool2d_scatter(g, shape[2:], kernel, stride, padding, count_include_pad),
                                **TOL)
+
+
+@pytest.mark.parametrize(("a_shape", "b_shape"), [((7, 5), (5, 3)), ((1, 4), (4, 2)), ((6, 4), (4, 9)),
+                                                  ((2, 3, 4), (4, 5)), ((4,), (4, 3))], ids=str)
+@pytest.mark.parametrize("transposed", [False, True], ids=["contiguous", "transposed"])
+def test_matmul_kernel_matches_numpy(a_shape: tuple, b_shape: tuple, transposed: bool, pool_threads: None,
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Row blocks over the threads (2-d products with two or more rows), np.matmul for the rest; operands
+    that are transposed views (as in the VJP of a linear layer) too."""
+    from tinygrad_cnn.kernels import matmul
+
+    rng = np.random.default_rng(4)
+    a, b = rng.standard_normal(a_shape), rng.standard_normal(b_shape)
+    if transposed and a.ndim == 2:
+        a, b = np.ascontiguousarray(a.T).T, np.ascontiguousarray(b.T).T
+        assert not a.flags.c_contiguous or a.shape[0] == 1
+    splits: list[int] = []
+    real_map_parts = parallel.map_parts
+    monkeypatch.setattr(parallel, "map_parts", lambda fn, parts: splits.append(len(parts)) or real_map_parts(fn, parts))
+    np.testing.assert_allclose(matmul.matmul(a, b), np.matmul(a, b), rtol=1e-13, atol=1e-13)
+    two_d_rows = a.shape[0] if a.ndim == b.ndim == 2 else 0
+    assert splits == ([2] if parallel.get_threads() == 2 and two_d_rows >= 2 else [])

@@ -617,7 +617,7 @@ def _dropout(x: Tensor, p: float, mask_shape: tuple[int, ...]) -> Tensor:
     if p == 1:
         return x * _constant(np.zeros(mask_shape, dtype=x.dtype))
     keep = rng.generator().random(mask_shape, dtype=np.float32 if x.dtype == np.float32 else np.float64) >= p
-    return x * _constant((keep / (1 - p)).astype(x.dtype))               # kept elements scaled by 1 / (1 - p)
+    return x * _constant(np.multiply(keep, 1 / (1 - p), dtype=x.dtype))  # kept elements scaled by 1 / (1 - p)
 
 
 def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:  # noqa: A002

@@ -5,6 +5,8 @@ sums, so pooling runs as two 1-D stages of KW and then KH strided numpy passes. 
 the cheap one: its strided slices of a contiguous array read as a single long run; and for 2x2
 pooling, it halves the data before the second stage touches it.
 
+Big batches are split over the threads of `parallel` (images are independent; one slice per thread).
+
 Max pool records, per window, the winning row (N, C, Ho, Wo) and, per row segment, the winning column
 (N, C, Hp, Wo). The first maximum wins each stage (strictly greater replaces), which makes the winner
 the window's first maximum in row-major order, as in PyTorch and `reference.max_pool2d`.
@@ -17,6 +19,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from . import parallel
 from .reference import avg_pool_divisor
 from .windows import Pair, crop_hw, out_hw, pad_hw
 
@@ -107,6 +110,18 @@ def max_pool2d(x: np.ndarray, kernel: Pair, stride: Pair, padding: Pair,
                record: bool = True) -> tuple[np.ndarray, Winners | None]:
     """reference.max_pool2d, winners in the separable format (None unless `record`: inference needs
     the maxima alone)."""
+    parts = parallel.batch_parts(x.shape[0], max(1, x.shape[0]), x.size)
+    if len(parts) == 1:
+        return _max_pool2d(x, kernel, stride, padding, record)
+    results = parallel.map_parts(lambda part: _max_pool2d(x[part], kernel, stride, padding, record), parts)
+    best = np.concatenate([r[0] for r in results])                                          # (N, C, Ho, Wo)
+    if not record:
+        return best, None
+    return best, tuple(np.concatenate([r[1][i] for r in results]) for i in range(2))
+
+
+def _max_pool2d(x: np.ndarray, kernel: Pair, stride: Pair, padding: Pair,
+                record: bool) -> tuple[np.ndarray, Winners | None]:
     xp = pad_hw(x, padding, value=-np.inf)                                 # (N, C, Hp, Wp)
     (kh, kw), (sh, sw), (ho, wo) = kernel, stride, out_hw(x.shape[2:], kernel, stride, padding)
     columns = [xp[_offset(3, j, sw, wo)] for j in range(kw)]
@@ -124,6 +139,22 @@ def max_pool2d_scatter(grad: np.ndarray, winners: Winners, input_hw: Pair, kerne
                        padding: Pair) -> np.ndarray:
     """reference.max_pool2d_scatter: each window's gradient to its winning row, then to the winning
     column of that row."""
+    n, c = grad.shape[:2]
+    parts = parallel.batch_parts(n, max(1, n), n * c * input_hw[0] * input_hw[1])
+    if len(parts) == 1:
+        return _max_pool2d_scatter(grad, winners, input_hw, kernel, stride, padding)
+    dx = np.empty((n, c, *input_hw), dtype=grad.dtype)                                  # (N, C, H, W)
+
+    def part_of(part: slice) -> None:
+        dx[part] = _max_pool2d_scatter(grad[part], (winners[0][part], winners[1][part]), input_hw, kernel, stride,
+                                       padding)
+
+    parallel.map_parts(part_of, parts)
+    return dx
+
+
+def _max_pool2d_scatter(grad: np.ndarray, winners: Winners, input_hw: Pair, kernel: Pair, stride: Pair,
+                        padding: Pair) -> np.ndarray:
     (row_winner, col_winner), (hp, wp) = winners, _padded_hw(input_hw, padding)
     rows = _scatter(grad, _one_hot(row_winner, kernel[0]), 2, kernel[0], stride[0], hp)  # (N, C, Hp, Wo)
     xp = _scatter(rows, _one_hot(col_winner, kernel[1]), 3, kernel[1], stride[1], wp)     # (N, C, Hp, Wp)
