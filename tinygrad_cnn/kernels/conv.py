@@ -27,9 +27,10 @@ from numpy.lib.stride_tricks import as_strided
 from . import parallel
 from .windows import Pair, col2im, crop_hw, out_hw, pad_hw, window_view
 
-# A chunk's columns are kept under this many bytes, so that they are still in the core's cache when the
-# GEMM reads them (this machine: 2 MiB of L2 per core).
-CHUNK_BYTES = 1 << 20
+# A chunk's columns are kept under this many bytes: small enough to stay in cache while the GEMM reads
+# them, big enough that a chunk's fixed costs (a dozen numpy calls) stay small. docs/performance.md
+# compares budgets ("Chunk budget").
+CHUNK_BYTES = 2 << 20
 
 
 @dataclass(frozen=True)
