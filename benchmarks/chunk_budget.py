@@ -4,9 +4,9 @@
 
 For each network, batch and thread count below, blocks of training steps (forward, loss, backward, optimizer
 step) run with each budget in turn, round after round, so a drifting machine affects every budget alike;
-the table gives the median block per budget (milliseconds per step). Networks: LeNet-5 with Adam, and the
-MNIST example's network (two 3x3 convolutions 1->32->64, max pool, dropout, Linear 9216->128->10) with
-Adadelta, on random images.
+the table gives the median block per budget (milliseconds per step). Networks, on random images: LeNet-5
+with Adam; the MNIST example's network (two 3x3 convolutions 1->32->64, max pool, dropout, Linear
+9216->128->10) with Adadelta; the CIFAR-style network of `tinygrad-cnn bench --model cifar_vgg` with SGD.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import tinygrad_cnn as tc
 import tinygrad_cnn.nn as nn
 from tinygrad_cnn.kernels import conv
 from tinygrad_cnn.models import lenet5
+from tinygrad_cnn.tools.bench import cifar_vgg_layers
 
 
 def mnist_example_net() -> nn.Module:
@@ -33,12 +34,14 @@ def mnist_example_net() -> nn.Module:
 def case(name: str, batch: int, threads: int, budgets: list[int], rounds: int, steps: int) -> None:
     tc.set_num_threads(threads)
     tc.manual_seed(0)
-    model = lenet5() if name == "LeNet-5" else mnist_example_net()
-    optimizer = tc.optim.Adam(model.parameters(), lr=1e-3) if name == "LeNet-5" else \
-        tc.optim.Adadelta(model.parameters(), lr=1.0)
-    loss_fn = F.cross_entropy if name == "LeNet-5" else F.nll_loss
+    model, shape = {"LeNet-5": (lenet5, (1, 28, 28)), "MNIST example": (mnist_example_net, (1, 28, 28)),
+                    "CIFAR-style": (lambda: cifar_vgg_layers(nn), (3, 32, 32))}[name]
+    model = model()
+    optimizer = {"LeNet-5": lambda p: tc.optim.Adam(p, lr=1e-3), "MNIST example": lambda p: tc.optim.Adadelta(p),
+                 "CIFAR-style": lambda p: tc.optim.SGD(p, lr=0.01, momentum=0.9)}[name](model.parameters())
+    loss_fn = F.nll_loss if name == "MNIST example" else F.cross_entropy
     rng = np.random.default_rng(0)
-    x = tc.Tensor(rng.standard_normal((batch, 1, 28, 28)).astype(np.float32))
+    x = tc.Tensor(rng.standard_normal((batch, *shape)).astype(np.float32))
     y = tc.Tensor(rng.integers(0, 10, batch))
     blocks: dict[int, list[float]] = {b: [] for b in budgets}
     for _ in range(rounds):
@@ -65,7 +68,7 @@ def main() -> None:
     budgets = [int(b * (1 << 20)) for b in args.budgets]
     print(f"ms per training step, median of {args.rounds} blocks per budget; {tc.threads.blas_description()}")
     for name, batch, threads, steps in (("LeNet-5", 64, 1, 20), ("LeNet-5", 32, 1, 20), ("LeNet-5", 64, 2, 20),
-                                        ("MNIST example", 64, 2, 4)):
+                                        ("MNIST example", 64, 2, 4), ("CIFAR-style", 64, 2, 4)):
         case(name, batch, threads, budgets, args.rounds if name == "LeNet-5" else max(3, args.rounds // 3), steps)
 
 
