@@ -79,6 +79,29 @@ def test_conv_kernels_match_the_reference_on_two_threads(case: tuple, monkeypatc
         parallel.set_threads(1)
 
 
+@pytest.mark.parametrize("case", CONV_CASES, ids=ids)
+@pytest.mark.parametrize("threads", [1, 2])
+def test_kept_columns_give_the_reference_weight_gradient(case: tuple, threads: int,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """A small layer's forward keeps its columns; the weight gradient computed from them is the reference's."""
+    monkeypatch.setattr(parallel, "MIN_PARALLEL_MACS", 0)
+    parallel.set_threads(threads)
+    try:
+        x, w, b, g = arrays(case, seed=2)
+        params = case[2:]
+        keep: list = []
+        np.testing.assert_allclose(conv.conv2d(x, w, b, *params, keep=keep), reference.conv2d(x, w, b, *params), **TOL)
+        assert keep and sum(part.stop - part.start for part, _, _ in keep) == x.shape[0]
+        np.testing.assert_allclose(conv.conv2d_weight_grad(x, g, w.shape[2:], *params, kept=keep),
+                                   reference.conv2d_weight_grad(x, g, w.shape[2:], *params), **TOL)
+        too_big: list = []
+        monkeypatch.setattr(conv, "KEEP_COLUMNS_BYTES", 0)
+        conv.conv2d(x, w, b, *params, keep=too_big)
+        assert too_big == []
+    finally:
+        parallel.set_threads(1)
+
+
 def test_the_reference_is_the_definition() -> None:
     """reference.conv2d against the sum written out pixel by pixel; its two adjoints by <g, conv(x, w)>."""
     x, w, b, g = arrays(CONV_CASES[3])

@@ -113,12 +113,18 @@ def _arrays_in(value: object) -> list[np.ndarray]:
     return []
 
 
-def test_conv2d_keeps_nothing_for_backward_but_its_input_and_weight() -> None:
-    """The memory bound of conv's forward-to-backward cache: nothing beyond x and w (no im2col columns;
-    the weight gradient rebuilds them a chunk at a time)."""
+def test_conv2d_keeps_its_columns_only_within_the_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The memory bound of conv's forward-to-backward cache: a small layer keeps its im2col columns (at most
+    KEEP_COLUMNS_BYTES), a bigger one nothing beyond x and w (its weight gradient rebuilds them)."""
+    from tinygrad_cnn.kernels import conv as conv_kernels
+
     rng = np.random.default_rng(0)
     x = Tensor(rng.standard_normal((4, 3, 9, 9)), requires_grad=True)
     w = Tensor(rng.standard_normal((5, 3, 3, 3)), requires_grad=True)
+    y = F.conv2d(x, w, padding=1)
+    kept = private_buffers(y)
+    assert sum(a.nbytes for a in kept) == 4 * 3 * 9 * 9 * 9 * 8 <= conv_kernels.KEEP_COLUMNS_BYTES  # (N, CKK, P)
+    monkeypatch.setattr(conv_kernels, "KEEP_COLUMNS_BYTES", 4 * 3 * 9 * 9 * 9 * 8 - 1)
     y = F.conv2d(x, w, padding=1)
     assert private_buffers(y) == []
     assert [id(t) for t in y._ctx.saved_tensors] == [id(x), id(w)]

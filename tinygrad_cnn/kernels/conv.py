@@ -32,6 +32,15 @@ from .windows import Pair, col2im, crop_hw, out_hw, pad_hw, window_view
 # compares budgets ("Chunk budget").
 CHUNK_BYTES = 2 << 20
 
+# Small layers are computed the way LeNet-sized convolutions are fastest: the whole batch (split over the
+# threads only) with window-view columns, no junk columns, which the forward keeps for the weight gradient.
+# A layer is small when its columns for the batch take at most this many bytes: a bound on what a conv keeps
+# for backward beyond x and w (the CIFAR-style network's first conv is over it; docs/performance.md).
+KEEP_COLUMNS_BYTES = 6 << 20
+
+# What the forward of a small layer keeps: each thread's part of the batch, its columns and their width Wo.
+KeptColumns = list[tuple[slice, np.ndarray, int]]
+
 
 @dataclass(frozen=True)
 class ConvShape:
@@ -81,10 +90,13 @@ def plan(shape: ConvShape, itemsize: int, chunk_bytes: int) -> ConvPlan:
     return ConvPlan(chunk, flat=shape.stride == (1, 1) and not shape.pointwise)
 
 
+def _macs(shape: ConvShape, n: int) -> int:
+    return n * shape.out_channels * shape.pixels * shape.ckk
+
+
 def _plan_and_parts(shape: ConvShape, n: int, dtype: np.dtype) -> tuple[ConvPlan, list[slice]]:
     p = plan(shape, np.dtype(dtype).itemsize, CHUNK_BYTES)
-    macs = n * shape.out_channels * shape.pixels * shape.ckk
-    return p, parallel.batch_parts(n, p.chunk, macs)
+    return p, parallel.batch_parts(n, p.chunk, _macs(shape, n))
 
 
 def _columns(x: np.ndarray, s: ConvShape, p: ConvPlan) -> tuple[np.ndarray, int]:
@@ -126,39 +138,50 @@ def _shape(x_or_dx_shape: tuple[int, ...], w: np.ndarray, stride: Pair, padding:
 
 
 def conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: Pair, padding: Pair, dilation: Pair,
-           groups: int) -> np.ndarray:
-    """reference.conv2d: (N, C, H, W), (O, C/G, KH, KW), (O,) -> (N, O, Ho, Wo)"""
+           groups: int, keep: KeptColumns | None = None) -> np.ndarray:
+    """reference.conv2d: (N, C, H, W), (O, C/G, KH, KW), (O,) -> (N, O, Ho, Wo). Given a `keep` list (the
+    weight gradient will be wanted), a small layer's columns are added to it for `conv2d_weight_grad`."""
     s = _shape(x.shape, w, stride, padding, dilation, groups)
     n, o, og, (ho, wo) = x.shape[0], s.out_channels, s.out_channels // groups, s.out_hw
     dtype = np.result_type(x, w) if b is None else np.result_type(x, w, b)  # as a separate y + b would give
     y = np.empty((n, o, ho, wo), dtype=dtype)                              # (N, O, Ho, Wo)
     w_mat = w.reshape(groups, og, s.ckk)                                    # (G, O/G, CKK)
     b_col = None if b is None else b.reshape(groups, og, 1, 1)             # (G, O/G, 1, 1)
-    p, parts = _plan_and_parts(s, n, dtype)
+    keeping = keep is not None and n * s.column_bytes(x.itemsize) <= KEEP_COLUMNS_BYTES
+    if keeping:
+        p, parts = ConvPlan(max(1, n), flat=False), parallel.batch_parts(n, max(1, n), _macs(s, n))
+    else:
+        p, parts = _plan_and_parts(s, n, dtype)
 
-    def chunk(part: slice) -> None:
+    def chunk(part: slice) -> tuple[slice, np.ndarray, int] | None:
         cols, wc = _columns(x[part], s, p)
         y_b = y[part].reshape(-1, groups, og, ho, wo)                       # a view of y: (B, G, O/G, Ho, Wo)
         if wc == wo:                                                        # the product lands in y as it is
             np.matmul(w_mat, cols, out=y_b.reshape(cols.shape[0], groups, og, ho * wo))
             if b_col is not None:
                 y_b += b_col                                                # while the chunk is in cache
-            return
-        prod = np.matmul(w_mat, cols).reshape(-1, groups, og, ho, wc)      # (B, G, O/G, Ho, Wp)
-        if b_col is None:
-            np.copyto(y_b, prod[..., :wo])                                  # the junk columns cropped
         else:
-            np.add(prod[..., :wo], b_col, out=y_b)                          # and the bias added in the same pass
+            prod = np.matmul(w_mat, cols).reshape(-1, groups, og, ho, wc)  # (B, G, O/G, Ho, Wp)
+            if b_col is None:
+                np.copyto(y_b, prod[..., :wo])                              # the junk columns cropped
+            else:
+                np.add(prod[..., :wo], b_col, out=y_b)                      # and the bias added in the same pass
+        return (part, cols, wc) if keeping else None                        # else freed chunk by chunk
 
-    parallel.map_parts(chunk, parts)
+    kept = parallel.map_parts(chunk, parts)
+    if keeping:
+        keep.extend(kept)
     return y
 
 
 def conv2d_weight_grad(x: np.ndarray, g: np.ndarray, kernel_hw: Pair, stride: Pair, padding: Pair,
-                       dilation: Pair, groups: int) -> np.ndarray:
-    """reference.conv2d_weight_grad: (N, C, H, W), (N, O, Ho, Wo) -> (O, C/G, KH, KW)"""
+                       dilation: Pair, groups: int, kept: KeptColumns | None = None) -> np.ndarray:
+    """reference.conv2d_weight_grad: (N, C, H, W), (N, O, Ho, Wo) -> (O, C/G, KH, KW), from the columns that
+    conv2d kept (`kept`, if not empty), else from columns built here a chunk at a time."""
     n, o = g.shape[:2]
     s = ConvShape(x.shape[1], o, tuple(x.shape[2:]), tuple(kernel_hw), stride, padding, dilation, groups)
+    if kept:
+        return _weight_grad_t(x, g, s, None, kept).transpose(0, 2, 1).reshape(o, s.channels // groups, *s.kernel)
     p, parts = _plan_and_parts(s, n, np.result_type(x, g))
     dw_t = _weight_grad_t(x, g, s, p, parts)  # (G, CKK, O/G)
     if p.flat and not np.isfinite(dw_t).all():
@@ -168,11 +191,16 @@ def conv2d_weight_grad(x: np.ndarray, g: np.ndarray, kernel_hw: Pair, stride: Pa
     return dw_t.transpose(0, 2, 1).reshape(o, s.channels // groups, *s.kernel)  # (O, C/G, KH, KW)
 
 
-def _weight_grad_t(x: np.ndarray, g: np.ndarray, s: ConvShape, p: ConvPlan, parts: list[slice]) -> np.ndarray:
-    """dW^T = sum over images of cols g^T, (G, CKK, O/G): BLAS is faster with the big operand row-major."""
+def _weight_grad_t(x: np.ndarray, g: np.ndarray, s: ConvShape, p: ConvPlan | None,
+                   parts: list[slice] | KeptColumns) -> np.ndarray:
+    """dW^T = sum over images of cols g^T, (G, CKK, O/G), over slices of the batch whose columns are built
+    here with plan p, or over kept columns. BLAS is faster with the big operand row-major."""
 
-    def chunk(part: slice) -> np.ndarray:
-        cols, wc = _columns(x[part], s, p)                                  # (B, G, CKK, Ho*Wc)
+    def chunk(part: slice | tuple[slice, np.ndarray, int]) -> np.ndarray:
+        if isinstance(part, tuple):
+            part, cols, wc = part
+        else:
+            cols, wc = _columns(x[part], s, p)                              # (B, G, CKK, Ho*Wc)
         g_mat = _grad_matrix(g[part], s, wc)                                # (B, G, O/G, Ho*Wc)
         return np.matmul(cols, g_mat.transpose(0, 1, 3, 2)).sum(axis=0)    # (B, G, CKK, O/G) -> (G, CKK, O/G)
 

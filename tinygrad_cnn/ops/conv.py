@@ -10,9 +10,10 @@ two, which is why every VJP below is one of the three ops and double backward wo
 The bias is added inside conv2d's forward (as PyTorch does): its VJP is a sum over N, Ho and Wo.
 
 The numpy work is `tinygrad_cnn.kernels.conv` (chunked, threaded, chosen per layer shape), tested
-against the plain definitions in `kernels.reference`. Nothing is cached between forward and backward
-but x and w themselves: the weight gradient rebuilds its im2col columns a chunk at a time, so a conv
-layer keeps no more memory for backward than its input (docs/performance.md measures the cost).
+against the plain definitions in `kernels.reference`. Between forward and backward a conv keeps x and w
+and, for a small layer (its im2col columns at most `kernels.conv.KEEP_COLUMNS_BYTES`), the forward's
+columns, which a first-order backward's weight gradient starts from; a bigger layer's weight gradient
+rebuilds them a chunk at a time (docs/performance.md measures both).
 Shapes: (N, C, H, W) input, (O, C/G, KH, KW) weight, (N, O, Ho, Wo) output.
 """
 
@@ -20,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..autograd import Context, Function, Tensor
+from ..autograd import Context, Function, Tensor, is_grad_enabled
 from ..kernels import conv as kernels
 from ..kernels.windows import Pair, conv_out_size
 
@@ -33,13 +34,19 @@ class Conv2d(Function):
     def forward(ctx: Context, x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: Pair, padding: Pair,
                 dilation: Pair, groups: int) -> np.ndarray:
         ctx.save_for_backward(x, w)
-        return kernels.conv2d(x, w, b, stride, padding, dilation, groups)   # (N, O, Ho, Wo)
+        ctx.columns = [] if ctx.needs_input_grad and ctx.needs_input_grad[1] else None  # filled if small
+        return kernels.conv2d(x, w, b, stride, padding, dilation, groups, keep=ctx.columns)  # (N, O, Ho, Wo)
 
     @staticmethod
     def backward(ctx: Context, grad: Tensor) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
         x, w = ctx.saved_tensors
-        return (conv2d_input_grad(grad, w, x.shape[2:], **ctx.attrs) if ctx.needs_input_grad[0] else None,
-                conv2d_weight_grad(x, grad, w.shape[2:], **ctx.attrs) if ctx.needs_input_grad[1] else None,
+        dw = None
+        if ctx.needs_input_grad[1] and ctx.columns and not is_grad_enabled():
+            # First order: dW joins no graph, so the kernel may start from the forward's columns.
+            dw = Tensor(kernels.conv2d_weight_grad(x.data, grad.data, w.shape[2:], **ctx.attrs, kept=ctx.columns))
+        elif ctx.needs_input_grad[1]:
+            dw = conv2d_weight_grad(x, grad, w.shape[2:], **ctx.attrs)
+        return (conv2d_input_grad(grad, w, x.shape[2:], **ctx.attrs) if ctx.needs_input_grad[0] else None, dw,
                 grad.sum(axis=(0, 2, 3)) if ctx.needs_input_grad[2] else None)  # (N, O, Ho, Wo) -> (O,)
 
 
