@@ -102,5 +102,10 @@ def test_random_hyperparameters_match_torch(case: tuple[str, dict[str, Any]], se
     # torch's centered RMSprop takes sqrt(v - m*m) with a fused multiply-add, which can round a zero variance to a
     # tiny negative number (NaN); ours stays finite there: compare where torch's result is a number
     assume(all(np.isfinite(tp.detach().numpy()).all() for tp in theirs_p))
+    # Centered, v - m*m is ill-conditioned when alpha is near 0 (the two nearly cancel, and the step divides by
+    # their difference): rounding alone, ours or torch's fused multiply-add, then moves the result by up to
+    # 1e-16 * v / (v - m*m), 1e-5 relative at alpha = 1e-8. So centered RMSprop is compared at alpha >= 0.01 here
+    # (test_optim.py's fixed cases use 0.3 and the default 0.99).
+    assume(not (name == "RMSprop" and kwargs["centered"] and kwargs["alpha"] < 0.01))
     for p, tp in zip(ours_p, theirs_p):
         np.testing.assert_allclose(p.data, tp.detach().numpy(), rtol=1e-9, atol=1e-12)
