@@ -451,3 +451,28 @@ def test_batch_norm_in_training_mode_is_refused_before_any_work() -> None:
         model.eval()  # running statistics only: the split changes nothing
         dp.value_and_grad(x, y)
         assert all(p.grad is not None for p in model.parameters())
+
+
+def test_this_process_computes_its_slice_on_one_thread_while_workers_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With kernel threads on (the default once a big kernel ran), the parent's slice must not also split over
+    threads: the worker process already has the other core. Nothing may reach the thread pool."""
+    from tinygrad_cnn.kernels import parallel as kernel_threads
+
+    if parallel.set_num_threads(2) != 2:
+        parallel.set_num_threads(1)
+        pytest.skip("numpy's BLAS is not an OpenBLAS whose threads can be pinned: threads stay off")
+    try:
+        monkeypatch.setattr(kernel_threads, "MIN_PARALLEL_MACS", 0)
+        handed: list[object] = []
+        real_submit = kernel_threads._pool.submit
+        monkeypatch.setattr(kernel_threads._pool, "submit", lambda *a: handed.append(a) or real_submit(*a))
+        model, loss_fn = lenet_and_loss()
+        x, y = batch(16)
+        loss_fn(x, y).backward()  # one process: the kernels do split
+        assert handed
+        handed.clear()
+        with DataParallel(model, loss_fn, processes=2) as dp:
+            dp.value_and_grad(x, y)
+        assert handed == []
+    finally:
+        parallel.set_num_threads(1)

@@ -7,6 +7,7 @@ another thread, and that nothing about the results changes when it does.
 from __future__ import annotations
 
 import threading
+import warnings
 from collections.abc import Iterator
 
 import numpy as np
@@ -258,3 +259,42 @@ def test_a_forked_child_runs_on_one_thread_instead_of_hanging(two_threads: None)
     assert not hung, "the child hung in a split convolution"
     assert queue.get(timeout=5) == (1, 150.0)
     assert parallel.get_num_threads() == 2  # the parent keeps its threads
+
+
+def test_threads_reaching_the_first_big_kernel_together_choose_the_default_once(monkeypatch: pytest.MonkeyPatch
+                                                                                ) -> None:
+    """A server's threads may all start with a big kernel: the default must be chosen by exactly one of them
+    (two choices would shut down the pool the other has just started using)."""
+    import time
+
+    calls: list[int] = []
+
+    def slow_choice() -> None:
+        calls.append(1)
+        time.sleep(0.05)  # wide open, were the choice not guarded
+        kernel_threads.set_threads(1)
+
+    monkeypatch.setattr(kernel_threads, "_threads", None)
+    monkeypatch.setattr(kernel_threads, "choose_default", slow_choice)
+    workers = [threading.Thread(target=kernel_threads.batch_parts, args=(64, 8, 1 << 30)) for _ in range(6)]
+    for t in workers:
+        t.start()
+    for t in workers:
+        t.join()
+    assert calls == [1]
+    assert kernel_threads.get_threads() == 1
+
+
+def test_numpys_error_settings_apply_on_every_thread(two_threads: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """np.errstate is per thread: the caller's settings must hold for the parts computed by the pool."""
+    from tinygrad_cnn.kernels import matmul
+
+    monkeypatch.setattr(kernel_threads, "MIN_PARALLEL_MACS", 0)
+    a = np.ones((8, 4), np.float32)
+    a[7, 0] = np.inf  # the last row: computed by the pool's thread
+    b = np.zeros((4, 3), np.float32)
+    with np.errstate(invalid="raise"), pytest.raises(FloatingPointError):
+        matmul.matmul(a, b)
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert np.isnan(matmul.matmul(a, b)[7]).all()

@@ -2,7 +2,8 @@
 
 While the batch threads are on, numpy's BLAS runs on one thread (`runtime.threads` pins it), so a big
 product such as a fully connected layer's would use one core: here it is cut into row blocks of `a`,
-one per thread. Every row of the result is the same BLAS computation as in one call.
+one per thread. Each block is its own BLAS call, so a result can differ from one call's in the last bits
+(BLAS blocks its sums by the shape it is given), as a threaded BLAS's would.
 """
 
 from __future__ import annotations

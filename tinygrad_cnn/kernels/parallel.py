@@ -11,11 +11,14 @@ kernel worth splitting asks `choose_default` (installed by the runtime layer) ho
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from typing import TypeVar
+
+import numpy as np
 
 P = TypeVar("P")
 T = TypeVar("T")
@@ -23,9 +26,10 @@ T = TypeVar("T")
 # Below this many multiply-adds a kernel runs on the calling thread: a hand-off would cost more than it saves.
 MIN_PARALLEL_MACS = 1 << 20
 
-_state = threading.local()  # .worker is True on the pool's threads: they never hand work on
+_state = threading.local()  # .worker is True on the pool's threads (and in `serial`): they never hand work on
 _threads: int | None = None  # None: not chosen yet
 _pool: ThreadPoolExecutor | None = None
+_choosing = threading.Lock()  # several threads may reach the first big kernel at once
 
 
 def _one_thread() -> None:
@@ -67,6 +71,18 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
+@contextlib.contextmanager
+def serial() -> Iterator[None]:
+    """Inside the block, this thread's kernels run without handing work to other threads (for a process
+    that shares the cores with worker processes)."""
+    was = getattr(_state, "worker", False)
+    _state.worker = True
+    try:
+        yield
+    finally:
+        _state.worker = was
+
+
 def even_slices(n: int, count: int) -> list[slice]:
     """range(n) cut into `count` contiguous slices whose sizes differ by at most one."""
     bounds = [n * i // count for i in range(count + 1)]
@@ -80,7 +96,9 @@ def batch_parts(n: int, chunk: int, macs: int) -> list[slice]:
         threads = 1
     else:
         if _threads is None:
-            choose_default()
+            with _choosing:
+                if _threads is None:
+                    choose_default()
         threads = _threads
     return even_slices(n, max(1, min(n, threads * -(-n // (threads * chunk)))))  # a multiple of the threads
 
@@ -93,7 +111,13 @@ def map_parts(fn: Callable[[P], T], parts: Sequence[P]) -> list[T]:
     if pool is None or runs < 2 or getattr(_state, "worker", False):
         return [fn(p) for p in parts]
     ours, *theirs = even_slices(len(parts), runs)
-    futures = [pool.submit(lambda ps=parts[run]: [fn(p) for p in ps]) for run in theirs]
+    errors = np.geterr()  # numpy's error settings are per thread: the caller's apply to its parts on any thread
+
+    def run_parts(ps: Sequence[P]) -> list[T]:
+        with np.errstate(**errors):
+            return [fn(p) for p in ps]
+
+    futures = [pool.submit(run_parts, parts[run]) for run in theirs]
     try:
         results = [fn(p) for p in parts[ours]]
     finally:

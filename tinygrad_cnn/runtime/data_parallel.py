@@ -30,6 +30,7 @@ are reproducible for a given seed and process count, and no two processes draw t
 
 from __future__ import annotations
 
+import contextlib
 import mmap
 import multiprocessing
 import os
@@ -48,6 +49,7 @@ import numpy as np
 from .. import rng
 from ..autograd import Tensor, grad
 from ..functional import positive_int
+from ..kernels import parallel as kernel_threads
 from ..nn import BatchNorm1d, BatchNorm2d, Module
 from . import threads as parallel
 
@@ -209,8 +211,8 @@ class DataParallel:
     Tensor) of a slice of the batch arrays, computed with `model`. `processes`: this one plus forked
     workers (default: the cores available; 1 where there is no fork); a batch of fewer items uses one
     process per item. Use it as a context manager, or call `close()`, to stop the workers. While they
-    run, numpy's OpenBLAS is pinned to one thread (each process is meant to have a core of its own);
-    leave `parallel.set_num_threads` at 1 while stepping.
+    run, numpy's OpenBLAS is pinned to one thread and this process computes its slice on one kernel
+    thread (each process is meant to have a core of its own).
     """
 
     def __init__(self, model: Module, loss_fn: Callable[..., Tensor], processes: int | None = None) -> None:
@@ -253,7 +255,8 @@ class DataParallel:
             modes = self.model.modes()
             for worker, part in zip(workers, theirs):
                 worker.request(self.model, modes, arrays, part, n)
-            loss, grads = self.model.value_and_grad([a[ours] for a in arrays], (ours.stop - ours.start) / n)
+            with kernel_threads.serial() if workers else contextlib.nullcontext():
+                loss, grads = self.model.value_and_grad([a[ours] for a in arrays], (ours.stop - ours.start) / n)
             replies = [w.reply() for w in workers]
         except BaseException:  # our slice failed, or Ctrl-C: the workers may be mid-slice, and are stopped
             self.close()

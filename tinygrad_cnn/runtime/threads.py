@@ -115,7 +115,9 @@ def set_num_threads(n: int) -> int:
 def get_num_threads() -> int:
     """The threads the big kernels use: set_num_threads' count, else the default, the available cores."""
     chosen = kernel_threads.get_threads()
-    return available_cores() if chosen is None else chosen
+    if chosen is None:  # what the default will be: more than one thread needs a BLAS we can pin
+        return available_cores() if _blas_thread_calls() is not None else 1
+    return chosen
 
 
 def _default_threads() -> None:
