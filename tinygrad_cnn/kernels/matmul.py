@@ -16,8 +16,8 @@ from . import parallel
 def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """np.matmul(a, b): (M, K) @ (K, N) -> (M, N) in row blocks over the threads when big enough;
     any other shapes (batched, 1-d, mismatched) go to np.matmul as they are."""
-    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[0] or a.size * b.shape[1] < parallel.MIN_PARALLEL_MACS:
-        return np.matmul(a, b)                                             # no split: no further checks
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[0]:
+        return np.matmul(a, b)
     (m, k), n = a.shape, b.shape[1]
     parts = parallel.batch_parts(m, max(1, m), m * k * n)
     if len(parts) == 1:

@@ -93,6 +93,8 @@ def batch_parts(n: int, chunk: int, macs: int) -> list[slice]:
     """Split a batch of n into slices of at most `chunk` items, as many per thread, when the kernel's
     `macs` (multiply-adds for the whole batch) make splitting over threads pay; else chunks only."""
     if macs < MIN_PARALLEL_MACS or getattr(_state, "worker", False):
+        if chunk >= n:  # the common small kernel: one part, without the arithmetic below
+            return [slice(0, n)]
         threads = 1
     else:
         if _threads is None:

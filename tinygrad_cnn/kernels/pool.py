@@ -110,8 +110,6 @@ def max_pool2d(x: np.ndarray, kernel: Pair, stride: Pair, padding: Pair,
                record: bool = True) -> tuple[np.ndarray, Winners | None]:
     """reference.max_pool2d, winners in the separable format (None unless `record`: inference needs
     the maxima alone)."""
-    if x.size < parallel.MIN_PARALLEL_MACS:                                # too small to split: no further checks
-        return _max_pool2d(x, kernel, stride, padding, record)
     parts = parallel.batch_parts(x.shape[0], max(1, x.shape[0]), x.size)
     if len(parts) == 1:
         return _max_pool2d(x, kernel, stride, padding, record)
@@ -142,9 +140,8 @@ def max_pool2d_scatter(grad: np.ndarray, winners: Winners, input_hw: Pair, kerne
     """reference.max_pool2d_scatter: each window's gradient to its winning row, then to the winning
     column of that row."""
     n, c = grad.shape[:2]
-    size = n * c * input_hw[0] * input_hw[1]
-    parts = parallel.batch_parts(n, max(1, n), size) if size >= parallel.MIN_PARALLEL_MACS else []
-    if len(parts) <= 1:
+    parts = parallel.batch_parts(n, max(1, n), n * c * input_hw[0] * input_hw[1])
+    if len(parts) == 1:
         return _max_pool2d_scatter(grad, winners, input_hw, kernel, stride, padding)
     dx = np.empty((n, c, *input_hw), dtype=grad.dtype)                                  # (N, C, H, W)
 
