@@ -180,14 +180,15 @@ def conv2d_weight_grad(x: np.ndarray, g: np.ndarray, kernel_hw: Pair, stride: Pa
     conv2d kept (`kept`, if not empty), else from columns built here a chunk at a time."""
     n, o = g.shape[:2]
     s = ConvShape(x.shape[1], o, tuple(x.shape[2:]), tuple(kernel_hw), stride, padding, dilation, groups)
-    if kept:
-        return _weight_grad_t(x, g, s, None, kept).transpose(0, 2, 1).reshape(o, s.channels // groups, *s.kernel)
-    p, parts = _plan_and_parts(s, n, np.result_type(x, g))
-    dw_t = _weight_grad_t(x, g, s, p, parts)  # (G, CKK, O/G)
-    if p.flat and not np.isfinite(dw_t).all():
-        # The junk columns are multiplied by zero: an inf/NaN input pixel there makes NaN * 0 in dW, which
-        # PyTorch (reading no junk) does not have. Checking the small result costs nothing when all is finite.
-        dw_t = _weight_grad_t(x, g, s, ConvPlan(p.chunk, flat=False), parts)
+    if kept:  # window-view columns: no junk columns
+        dw_t = _weight_grad_t(x, g, s, None, kept)                          # (G, CKK, O/G)
+    else:
+        p, parts = _plan_and_parts(s, n, np.result_type(x, g))
+        dw_t = _weight_grad_t(x, g, s, p, parts)
+        if p.flat and not np.isfinite(dw_t).all():
+            # The junk columns are multiplied by zero: an inf/NaN input pixel there makes NaN * 0 in dW, which
+            # PyTorch (reading no junk) does not have. Checking the small result costs nothing when all is finite.
+            dw_t = _weight_grad_t(x, g, s, ConvPlan(p.chunk, flat=False), parts)
     return dw_t.transpose(0, 2, 1).reshape(o, s.channels // groups, *s.kernel)  # (O, C/G, KH, KW)
 
 
