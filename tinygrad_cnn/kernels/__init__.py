@@ -1,4 +1,4 @@
-"""The numpy kernels behind the convolution and pooling primitives, apart from their autograd.
+"""The numpy kernels behind the convolution, pooling and matrix-product primitives, apart from their autograd.
 
 `reference` holds the definitions (plain, whole-batch, for tests); `conv` and `pool` the fast kernels
 that the primitives in `tinygrad_cnn.ops` call, with the same arguments and results; `conv.plan` is
